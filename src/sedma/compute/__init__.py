@@ -1,0 +1,1 @@
+"""Layer 1: memory-guided matrix processing on simulated RRAM crossbars."""

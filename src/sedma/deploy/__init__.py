@@ -1,0 +1,1 @@
+"""Layer 3: deployment compiler and controller."""

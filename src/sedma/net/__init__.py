@@ -1,0 +1,1 @@
+"""Layer 2: the peer-to-peer tensor network."""
