@@ -38,6 +38,8 @@ class LazyGroup(click.Group):
         return sorted(_COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
         spec = _COMMANDS.get(cmd_name)
         if spec is None:
             return None
@@ -64,6 +66,7 @@ def _unavailable(name: str, help_text: str) -> click.Command:
     def _cmd(args: tuple[str, ...]) -> None:
         raise SedmaError(f"'sedma {name}' is not available in this build")
 
+    _cmd.sedma_unavailable = True  # type: ignore[attr-defined]
     return _cmd
 
 
