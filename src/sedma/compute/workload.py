@@ -1,0 +1,160 @@
+"""Workload classification (Algorithm 1, lines 1–2): a cheap signature of A that keys LTM.
+
+The signature is computed from a sample of adjacent row pairs and a window of columns, so its
+cost does not grow with the whole matrix. Smoothness is measured as a *roughness ratio*: the
+mean absolute first difference of the sampled values divided by the same statistic after a
+random permutation of those values. The ratio is ≈ 1 for any i.i.d. matrix (uniform, Gaussian,
+sparse random) whatever its scale or sparsity, and ≪ 1 for operators whose neighbouring entries
+are alike (blur, convolution, finite-difference kernels). The λ regulariser of Eq. 5 smooths the
+*output* y, and y_{i+1} − y_i = (a_{i+1} − a_i)·x, so the class ``smooth`` is decided by the
+roughness between adjacent rows; the roughness along rows is reported beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sedma.errors import InputError
+
+# Below this roughness ratio adjacent rows are "alike": the output of A x is smooth.
+SMOOTH_RATIO = 0.5
+# Below this fraction of non-zero entries the matrix is classed sparse.
+SPARSE_DENSITY = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyConfig:
+    """How much of A the signature reads: row pairs sampled and columns per row."""
+
+    sample_pairs: int = 64
+    max_cols: int = 2048
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.sample_pairs < 1:
+            raise InputError(f"sample_pairs must be >= 1, got {self.sample_pairs}")
+        if self.max_cols < 2:
+            raise InputError(f"max_cols must be >= 2, got {self.max_cols}")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadSignature:
+    """Shape class, sparsity, value range and smoothness of a matrix (Algorithm 1, line 1)."""
+
+    shape: tuple[int, int]
+    shape_class: tuple[int, int]
+    density: float
+    value_min: float
+    value_max: float
+    row_variation: float
+    row_roughness: float
+    output_roughness: float
+
+    @property
+    def smooth(self) -> bool:
+        return self.output_roughness < SMOOTH_RATIO
+
+    @property
+    def kind(self) -> str:
+        """``smooth`` when neighbouring rows are alike (λ of Eq. 5 can help), else ``rough``."""
+        return "smooth" if self.smooth else "rough"
+
+    @property
+    def sparsity(self) -> str:
+        return "sparse" if self.density < SPARSE_DENSITY else "dense"
+
+    @property
+    def signed(self) -> bool:
+        return self.value_min < 0.0
+
+    @property
+    def type_key(self) -> str:
+        """LTM key prefix, e.g. ``smooth/dense-1024x1024`` (Algorithm 1, line 2)."""
+        m, n = self.shape_class
+        return f"{self.kind}/{self.sparsity}-{m}x{n}"
+
+    def key(self, material: str) -> str:
+        """The LTM key of this workload on ``material``: ``<type_key>/<material>``."""
+        return f"{self.type_key}/{material}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "shape_class": list(self.shape_class),
+            "type_key": self.type_key,
+            "kind": self.kind,
+            "density": self.density,
+            "value_min": self.value_min,
+            "value_max": self.value_max,
+            "row_variation": self.row_variation,
+            "row_roughness": self.row_roughness,
+            "output_roughness": self.output_roughness,
+        }
+
+
+def shape_bucket(dim: int) -> int:
+    """The power of two at or above ``dim``: matrices of one bucket share LTM patterns."""
+    return 1 << max(0, int(dim - 1).bit_length())
+
+
+def _check_matrix(a: Any) -> npt.NDArray[Any]:
+    arr = np.asarray(a)
+    if arr.ndim != 2:
+        raise InputError(f"matrix must be 2-D, got shape {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InputError(f"matrix shape {arr.shape} is empty")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise InputError(f"matrix dtype {arr.dtype} is not numeric")
+    if np.iscomplexobj(arr):
+        raise InputError(f"matrix dtype {arr.dtype} is complex; crossbars hold real values")
+    return arr
+
+
+def _sample(arr: npt.NDArray[Any], cfg: ClassifyConfig) -> tuple[npt.NDArray[np.float64], ...]:
+    """Adjacent row pairs (top, bottom) over one random column window: O(pairs × max_cols)."""
+    m, n = arr.shape
+    rng = np.random.default_rng(cfg.seed)
+    pairs = min(cfg.sample_pairs, max(m - 1, 1))
+    top = rng.choice(max(m - 1, 1), size=pairs, replace=False)
+    width = min(n, cfg.max_cols)
+    c0 = int(rng.integers(0, n - width + 1))
+    cols = slice(c0, c0 + width)
+    upper = np.asarray(arr[top, cols], dtype=np.float64)
+    lower = np.asarray(arr[np.minimum(top + 1, m - 1), cols], dtype=np.float64)
+    return upper, lower, rng.permutation(upper.ravel())
+
+
+def _ratio(diff: float, baseline: float) -> float:
+    # An all-constant sample has no variation at all: perfectly smooth.
+    return float(diff / baseline) if baseline > 0.0 else 0.0
+
+
+def classify(a: Any, *, config: ClassifyConfig | None = None) -> WorkloadSignature:
+    """Signature of A from sampled rows: shape class, sparsity, range, roughness (Alg. 1, l. 1)."""
+    cfg = config or ClassifyConfig()
+    cfg.validate()
+    arr = _check_matrix(a)
+    upper, lower, shuffled = _sample(arr, cfg)
+    if not np.isfinite(upper).all() or not np.isfinite(lower).all():
+        raise InputError("matrix contains NaN or Inf")
+    vmin, vmax = float(min(upper.min(), lower.min())), float(max(upper.max(), lower.max()))
+    span = vmax - vmin
+    along = float(np.abs(np.diff(upper, axis=1)).mean()) if upper.shape[1] > 1 else 0.0
+    # Permuted values keep the distribution (scale, sparsity) but lose all neighbourhood order.
+    base = float(np.abs(np.diff(shuffled)).mean()) if shuffled.size > 1 else 0.0
+    across = float(np.abs(lower - upper).mean()) if arr.shape[0] > 1 else along
+    m, n = arr.shape
+    return WorkloadSignature(
+        shape=(m, n),
+        shape_class=(shape_bucket(m), shape_bucket(n)),
+        density=float(np.count_nonzero(upper) / upper.size),
+        value_min=vmin,
+        value_max=vmax,
+        row_variation=along / span if span > 0 else 0.0,
+        row_roughness=_ratio(along, base),
+        output_roughness=_ratio(across, base),
+    )
