@@ -1,0 +1,161 @@
+"""Numpy tensors as content-addressed blocks: ~1 MiB raw chunks plus one dag-json manifest.
+
+The manifest keeps dtype (numpy ``dtype.str``, byte order included) and shape, so a tensor comes
+back exactly as it was put. Its encoding is canonical dag-json (keys sorted, no whitespace,
+links as ``{"/": cid}``), so the same tensor always gets the same manifest CID.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sedma.errors import InputError
+from sedma.net.cid import CID, DAG_JSON, RAW, compute_cid, validate_cid, verify_block
+from sedma.net.types import IntegrityError
+
+CHUNK_SIZE = 1 << 20
+MAX_MANIFEST_BYTES = 4 << 20
+FORMAT = "sedma-tensor/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """What a tensor is made of: dtype, shape, byte count, chunk size and block CIDs in order."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+    chunk_size: int
+    blocks: tuple[str, ...]
+
+    def to_block(self) -> bytes:
+        """Canonical dag-json bytes of the manifest."""
+        doc = {
+            "blocks": [{"/": c} for c in self.blocks],
+            "chunk": self.chunk_size,
+            "dtype": self.dtype,
+            "format": FORMAT,
+            "nbytes": self.nbytes,
+            "shape": list(self.shape),
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+    @property
+    def cid(self) -> str:
+        return compute_cid(self.to_block(), DAG_JSON)
+
+    @classmethod
+    def from_block(cls, data: bytes) -> Manifest:
+        """Parse and validate manifest bytes received from anywhere (untrusted)."""
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise InputError(f"manifest block of {len(data)} bytes exceeds {MAX_MANIFEST_BYTES}")
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"manifest is not JSON: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise InputError(f"manifest: missing or unknown 'format' (want {FORMAT!r})")
+        return _manifest_from_doc(doc)
+
+
+def _manifest_from_doc(doc: dict[str, Any]) -> Manifest:
+    dtype = _checked_dtype(doc.get("dtype"))
+    shape = doc.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise InputError(f"manifest 'shape' must be a list of non-negative ints, got {shape!r:.80}")
+    nbytes, chunk = doc.get("nbytes"), doc.get("chunk")
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes != expected:
+        raise InputError(f"manifest 'nbytes' {nbytes!r} != shape×itemsize {expected}")
+    if not isinstance(chunk, int) or chunk <= 0:
+        raise InputError(f"manifest 'chunk' must be a positive int, got {chunk!r}")
+    links = doc.get("blocks")
+    if not isinstance(links, list) or len(links) != -(-expected // chunk):
+        raise InputError("manifest 'blocks' must list one link per chunk")
+    blocks = tuple(_link(item) for item in links)
+    return Manifest(dtype.str, tuple(shape), expected, chunk, blocks)
+
+
+def _link(item: object) -> str:
+    if not isinstance(item, dict) or set(item) != {"/"}:
+        raise InputError(f"manifest link must be {{'/': cid}}, got {item!r:.80}")
+    cid = validate_cid(item["/"], field="manifest block link")
+    if CID.parse(cid).codec != RAW:
+        raise InputError(f"manifest block {cid} must use the raw codec")
+    return cid
+
+
+def _checked_dtype(spec: object) -> np.dtype[Any]:
+    try:
+        dtype: np.dtype[Any] = np.dtype(spec)  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise InputError(f"manifest 'dtype' {spec!r:.40} is not a numpy dtype: {exc}") from None
+    _reject_objects(dtype)
+    return dtype
+
+
+def _reject_objects(dtype: np.dtype[Any]) -> None:
+    # Object arrays hold pointers, not values: their bytes mean nothing on another machine.
+    if dtype.hasobject:
+        raise InputError(f"tensors of dtype {dtype} hold Python objects and cannot be shared")
+    # dtype.str cannot carry field names, so structured and void dtypes would not round-trip.
+    if dtype.kind == "V":
+        raise InputError(f"structured/void dtype {dtype} is not supported; share one array per field")
+
+
+@dataclass(frozen=True, slots=True)
+class TensorBlocks:
+    """A chunked tensor: its manifest, the manifest's CID and every block by CID."""
+
+    manifest_cid: str
+    manifest: Manifest
+    blocks: dict[str, bytes]
+
+
+def chunk_tensor(array: np.ndarray[Any, Any], *, chunk_size: int = CHUNK_SIZE) -> TensorBlocks:
+    """Split a tensor into raw blocks of ``chunk_size`` bytes plus a manifest block."""
+    if not isinstance(array, np.ndarray):
+        raise InputError(f"expected a numpy array, got {type(array).__name__}")
+    if chunk_size <= 0:
+        raise InputError(f"chunk_size must be positive, got {chunk_size}")
+    _reject_objects(array.dtype)
+    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
+    blocks: dict[str, bytes] = {}
+    order: list[str] = []
+    for start in range(0, len(data), chunk_size):
+        chunk = bytes(data[start : start + chunk_size])
+        cid = compute_cid(chunk, RAW)
+        blocks[cid] = chunk
+        order.append(cid)
+    manifest = Manifest(array.dtype.str, tuple(array.shape), len(data), chunk_size, tuple(order))
+    body = manifest.to_block()
+    mcid = compute_cid(body, DAG_JSON)
+    blocks[mcid] = body
+    return TensorBlocks(mcid, manifest, blocks)
+
+
+def assemble_tensor(
+    manifest: Manifest, blocks: Mapping[str, bytes], *, verify: bool = True
+) -> np.ndarray[Any, Any]:
+    """Rebuild a tensor from its blocks, checking each against its CID when ``verify``."""
+    out = np.empty(manifest.nbytes, dtype=np.uint8)
+    pos = 0
+    for cid in manifest.blocks:
+        data = blocks.get(cid)
+        if data is None:
+            raise InputError(f"block {cid} of the tensor is missing")
+        if verify:
+            verify_block(cid, data)
+        end = pos + len(data)
+        if end > manifest.nbytes or (len(data) != manifest.chunk_size and end != manifest.nbytes):
+            raise IntegrityError(f"block {cid} has {len(data)} bytes, not the manifest's chunk layout")
+        out[pos:end] = np.frombuffer(data, dtype=np.uint8)
+        pos = end
+    if pos != manifest.nbytes:
+        raise IntegrityError(f"blocks hold {pos} bytes, manifest says {manifest.nbytes}")
+    return out.view(np.dtype(manifest.dtype)).reshape(manifest.shape)
