@@ -1,0 +1,192 @@
+"""Frame codec: a fixed 16-byte versioned header, a msgpack body and an optional raw payload.
+
+Header (big-endian): magic ``SD`` | version u8 | kind u8 | request id u32 | meta length u32 |
+payload length u32. The body is a msgpack map (never pickle). One large ``bytes`` value of the
+body travels as the raw payload after it, so a 1 MiB block is read by the kernel straight into
+its own buffer instead of through msgpack. Sizes are checked against the limits *before* any
+buffer for the frame is allocated, so a hostile length cannot make us allocate.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import msgpack
+
+from sedma.net.types import ProtocolError
+
+MAGIC = b"SD"
+VERSION = 1
+HEADER = struct.Struct(">2sBBIII")
+HEADER_SIZE = HEADER.size
+MAX_FRAME = 8 * 1024 * 1024  # a 1 MiB block plus headroom; anything larger is refused
+MAX_META = 1024 * 1024
+PAYLOAD_MIN = 32 * 1024  # bytes values at least this large travel as the raw payload
+PAYLOAD_KEY = "_p"  # reserved body key naming where the raw payload goes back
+_RECV_BUFFER = 256 * 1024
+
+
+class Kind(IntEnum):
+    """Frame kinds; an unknown kind is decoded and answered with an ERROR frame."""
+
+    HELLO = 1
+    REQUEST = 2
+    RESPONSE = 3
+    ERROR = 4
+    STREAM = 5  # one item of a streamed response
+    STREAM_END = 6
+    CREDIT = 7  # receiver grants the sender more stream items (flow control)
+    CANCEL = 8
+
+
+@dataclass(slots=True)
+class Frame:
+    """One decoded frame; ``kind`` stays an int so unknown kinds can be answered."""
+
+    kind: int
+    req_id: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def encode(kind: int, req_id: int, body: dict[str, Any] | None = None) -> list[bytes | memoryview]:
+    """Frame buffers ready for ``writelines``; the large payload is not copied."""
+    body = body or {}
+    payload: bytes | memoryview = b""
+    big = _payload_key(body)
+    if big is not None:
+        payload = body[big]
+        body = {**body, big: None, PAYLOAD_KEY: big}
+    try:
+        meta = msgpack.packb(body, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ProtocolError(f"frame body is not msgpack-encodable: {exc}") from exc
+    size = len(meta) + len(payload)
+    if len(meta) > MAX_META or size > MAX_FRAME:
+        raise ProtocolError(f"frame of {size} bytes exceeds the maximum {MAX_FRAME}")
+    head = HEADER.pack(MAGIC, VERSION, kind, req_id & 0xFFFFFFFF, len(meta), len(payload))
+    return [head + meta, payload] if payload else [head + meta]
+
+
+def _payload_key(body: dict[str, Any]) -> str | None:
+    best, best_len = None, PAYLOAD_MIN - 1
+    for key, value in body.items():
+        if isinstance(value, bytes | bytearray | memoryview) and len(value) > best_len:
+            best, best_len = key, len(value)
+    return best
+
+
+def _decode_meta(meta: bytes | memoryview, payload: bytes | None) -> dict[str, Any]:
+    try:
+        body = msgpack.unpackb(meta, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise ProtocolError(f"frame body is not valid msgpack: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ProtocolError(f"frame body must be a map, got {type(body).__name__}")
+    slot = body.pop(PAYLOAD_KEY, None)
+    if payload is not None:
+        if not isinstance(slot, str) or slot not in body:
+            raise ProtocolError("frame has a raw payload but no body key for it")
+        body[slot] = payload
+    return body
+
+
+class FrameDecoder:
+    """Incremental decoder fit for ``asyncio.BufferedProtocol`` (get_buffer / buffer_updated).
+
+    Small frames are parsed out of one reusable receive buffer; a frame larger than that gets
+    a buffer of exactly its size (after the limit check) that the kernel fills directly.
+    """
+
+    def __init__(self, *, max_frame: int = MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self._buf = bytearray(_RECV_BUFFER)
+        self._start = 0  # first unparsed byte in _buf
+        self._end = 0  # end of received bytes in _buf
+        self._big: bytearray | None = None  # dedicated buffer of a large frame's meta+payload
+        self._big_fill = 0
+        self._big_head: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Where the next received bytes should be written."""
+        if self._big is not None:
+            return memoryview(self._big)[self._big_fill :]
+        if self._end == len(self._buf):
+            self._compact()
+        return memoryview(self._buf)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> list[Frame]:
+        """Account for ``nbytes`` written into the last buffer; return completed frames."""
+        if self._big is not None:
+            self._big_fill += nbytes
+            if self._big_fill < len(self._big):
+                return []
+            frame = self._finish_big()
+            return [frame, *self._parse()]
+        self._end += nbytes
+        return self._parse()
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Decode from plain bytes (tests, fuzzing, non-buffered transports)."""
+        frames: list[Frame] = []
+        view = memoryview(data)
+        while view:
+            buf = self.get_buffer(len(view))
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            view = view[n:]
+            frames.extend(self.buffer_updated(n))
+        return frames
+
+    def _compact(self) -> None:
+        pending = self._end - self._start
+        self._buf[:pending] = self._buf[self._start : self._end]
+        self._start, self._end = 0, pending
+
+    def _parse(self) -> list[Frame]:
+        frames: list[Frame] = []
+        while self._end - self._start >= HEADER_SIZE and self._big is None:
+            kind, req_id, meta_len, pay_len = self._header()
+            total = HEADER_SIZE + meta_len + pay_len
+            if self._end - self._start < total and total > len(self._buf):
+                self._start_big(kind, req_id, meta_len, pay_len)
+                break
+            if self._end - self._start < total:
+                break
+            body_at = self._start + HEADER_SIZE
+            meta = bytes(self._buf[body_at : body_at + meta_len])
+            payload = bytes(self._buf[body_at + meta_len : self._start + total]) if pay_len else None
+            self._start += total
+            frames.append(Frame(kind, req_id, _decode_meta(meta, payload)))
+        if self._start == self._end:
+            self._start = self._end = 0
+        return frames
+
+    def _header(self) -> tuple[int, int, int, int]:
+        magic, version, kind, req_id, meta_len, pay_len = HEADER.unpack_from(self._buf, self._start)
+        if magic != MAGIC:
+            raise ProtocolError(f"bad frame magic {bytes(magic)!r}")
+        if version != VERSION:
+            raise ProtocolError(f"unsupported protocol version {version} (this peer speaks {VERSION})")
+        if meta_len > MAX_META or meta_len + pay_len > self.max_frame:
+            raise ProtocolError(f"frame of {meta_len + pay_len} bytes refused (maximum {self.max_frame})")
+        return kind, req_id, meta_len, pay_len
+
+    def _start_big(self, kind: int, req_id: int, meta_len: int, pay_len: int) -> None:
+        have = self._end - self._start - HEADER_SIZE
+        self._big = bytearray(meta_len + pay_len)
+        self._big[:have] = self._buf[self._start + HEADER_SIZE : self._end]
+        self._big_fill = have
+        self._big_head = (kind, req_id, meta_len, pay_len)
+        self._start = self._end = 0
+
+    def _finish_big(self) -> Frame:
+        kind, req_id, meta_len, pay_len = self._big_head
+        big = self._big
+        assert big is not None
+        self._big = None
+        view = memoryview(big)
+        payload = bytes(view[meta_len:]) if pay_len else None
+        return Frame(kind, req_id, _decode_meta(view[:meta_len], payload))

@@ -1,0 +1,165 @@
+"""RPC over real loopback TCP: handshake, request/response, streams, errors, reuse."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+import pytest
+
+from sedma.net.identity import Identity
+from sedma.net.rpc import Caller, RemoteError, RpcConfig, RpcEndpoint
+from sedma.net.transport import TcpTransport
+from sedma.net.types import PeerError, PeerInfo
+from sedma.net.wire import Kind
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
+
+
+async def _pair(**cfg: Any) -> tuple[RpcEndpoint, RpcEndpoint, PeerInfo]:
+    server = RpcEndpoint(Identity.generate(), TcpTransport(), config=RpcConfig(**cfg))
+    client = RpcEndpoint(Identity.generate(), TcpTransport(), config=RpcConfig(**cfg))
+    host, port = await server.listen("127.0.0.1", 0)
+
+    async def echo(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "who": caller.peer_id}
+
+    async def slow(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(float(body["s"]))
+        return {}
+
+    server.register("echo", echo)
+    server.register("slow", slow)
+    return server, client, PeerInfo(server.identity.peer_id, host, port)
+
+
+def test_request_response_proves_both_identities_and_reuses_the_connection() -> None:
+    async def main() -> None:
+        server, client, peer = await _pair()
+        big = b"\x07" * (1 << 20)
+        out = await client.request(peer, "echo", {"x": 1, "data": big})
+        assert out["x"] == 1 and out["data"] == big
+        assert out["who"] == client.identity.peer_id  # the server saw the proven id
+        await asyncio.gather(*(client.request(peer, "echo", {"i": i}) for i in range(50)))
+        assert len(client.connected()) == 1  # one pooled connection for all requests
+        await client.close()
+        await server.close()
+
+    run(main())
+
+
+def test_dialling_an_address_with_the_wrong_peer_id_fails() -> None:
+    async def main() -> None:
+        server, client, peer = await _pair()
+        impostor = PeerInfo(Identity.generate().peer_id, peer.host, peer.port)
+        with pytest.raises(PeerError, match="not the expected peer"):
+            await client.request(impostor, "echo", {})
+        await client.close()
+        await server.close()
+
+    run(main())
+
+
+def test_unknown_method_and_unknown_frame_kind_get_error_answers() -> None:
+    async def main() -> None:
+        server, client, peer = await _pair()
+        with pytest.raises(RemoteError, match="unknown method") as info:
+            await client.request(peer, "nope", {})
+        assert info.value.code == "unknown_method"
+        rpc = await client.connection(peer)
+        fut = asyncio.get_running_loop().create_future()
+        rpc._pending[99] = fut
+        rpc.conn.write(77, 99, {})  # a frame kind no peer knows
+        with pytest.raises(RemoteError, match="unknown frame kind 77"):
+            await fut
+        await client.close()
+        await server.close()
+
+    run(main())
+
+
+def test_timeout_raises_peer_error_quickly_and_connection_survives() -> None:
+    async def main() -> None:
+        server, client, peer = await _pair()
+        t0 = time.perf_counter()
+        with pytest.raises(PeerError, match="timed out"):
+            await client.request(peer, "slow", {"s": 5}, timeout=0.2)
+        assert time.perf_counter() - t0 < 1.0
+        assert (await client.request(peer, "echo", {"ok": True}))["ok"] is True
+        await client.close()
+        await server.close()
+
+    run(main())
+
+
+def test_dead_address_fails_fast() -> None:
+    async def main() -> None:
+        client = RpcEndpoint(Identity.generate(), TcpTransport())
+        probe = RpcEndpoint(Identity.generate(), TcpTransport())
+        _, port = await probe.listen()
+        await probe.close()  # the port is now closed: connection refused
+        t0 = time.perf_counter()
+        with pytest.raises(PeerError, match="cannot connect"):
+            await client.request(PeerInfo(b"", "127.0.0.1", port), "echo", {})
+        assert time.perf_counter() - t0 < 0.5
+
+    run(main())
+
+
+def test_stream_is_paced_by_the_reader_window() -> None:
+    async def main() -> None:
+        server, client, peer = await _pair(stream_window=4)
+        produced: list[int] = []
+
+        async def count(caller: Caller, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+            for i in range(int(body["n"])):
+                produced.append(i)
+                yield {"i": i}
+
+        server.register_stream("count", count)
+        seen = []
+        async for item in client.stream(peer, "count", {"n": 20}):
+            seen.append(item["i"])
+            if len(seen) == 2:
+                await asyncio.sleep(0.1)
+                # The producer may run at most one window ahead of what we consumed.
+                assert len(produced) <= 2 + 4 + 1
+        assert seen == list(range(20))
+        await client.close()
+        await server.close()
+
+    run(main())
+
+
+def test_handler_errors_come_back_as_one_line_and_server_keeps_serving() -> None:
+    async def main() -> None:
+        server, client, peer = await _pair()
+
+        async def bad(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+            raise ValueError("field 'x' must be positive, got -1")
+
+        server.register("bad", bad)
+        with pytest.raises(RemoteError, match="must be positive"):
+            await client.request(peer, "bad", {})
+        assert "who" in await client.request(peer, "echo", {})
+        await client.close()
+        await server.close()
+
+    run(main())
+
+
+def test_frames_before_handshake_close_the_connection() -> None:
+    async def main() -> None:
+        server, _, peer = await _pair()
+        conn = await TcpTransport().connect(peer.host, peer.port, timeout=1)
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        conn.start(lambda f: None, lambda e: closed.done() or closed.set_result(None))
+        conn.write(Kind.REQUEST, 1, {"_m": "echo"})
+        await asyncio.wait_for(closed, 3)
+        await server.close()
+
+    run(main())

@@ -1,0 +1,113 @@
+"""Frame codec: round trips, limits checked before allocation, fuzzed decoder."""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sedma.net.types import ProtocolError
+from sedma.net.wire import (
+    HEADER,
+    MAGIC,
+    MAX_FRAME,
+    PAYLOAD_MIN,
+    VERSION,
+    FrameDecoder,
+    Kind,
+    encode,
+)
+
+
+def _bytes(bufs: list[bytes | memoryview]) -> bytes:
+    return b"".join(bytes(b) for b in bufs)
+
+
+def test_small_and_large_frames_round_trip_in_one_stream() -> None:
+    big = bytes(range(256)) * (3 * 1024 * 4)  # 3 MiB, travels as the raw payload
+    data = _bytes(encode(Kind.REQUEST, 7, {"a": 1, "s": "x", "b": b"\x00\x01"}))
+    data += _bytes(encode(Kind.RESPONSE, 8, {"data": big, "n": 2}))
+    data += _bytes(encode(Kind.STREAM, 9, {}))
+    frames = FrameDecoder().feed(data)
+    assert [(f.kind, f.req_id) for f in frames] == [(Kind.REQUEST, 7), (Kind.RESPONSE, 8), (Kind.STREAM, 9)]
+    assert frames[0].body == {"a": 1, "s": "x", "b": b"\x00\x01"}
+    assert frames[1].body["data"] == big and frames[1].body["n"] == 2
+
+
+def test_large_value_is_sent_as_payload_not_packed() -> None:
+    value = b"z" * PAYLOAD_MIN
+    bufs = encode(Kind.REQUEST, 1, {"data": value})
+    assert len(bufs) == 2 and bufs[1] is value
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_decoder_reassembles_frames_split_at_any_point(chunk: int) -> None:
+    data = _bytes(encode(Kind.REQUEST, 1, {"data": b"q" * 100_000, "k": [1, 2]})) * 2
+    dec = FrameDecoder()
+    frames = []
+    for i in range(0, len(data), chunk):
+        frames += dec.feed(data[i : i + chunk])
+    assert len(frames) == 2 and frames[1].body["k"] == [1, 2]
+
+
+def test_oversize_frame_is_refused_from_its_header_alone() -> None:
+    head = HEADER.pack(MAGIC, VERSION, Kind.REQUEST, 1, 10, MAX_FRAME)
+    with pytest.raises(ProtocolError, match="refused"):
+        FrameDecoder().feed(head)  # no body follows: refusal must not wait for or allocate it
+    with pytest.raises(ProtocolError, match="exceeds"):
+        encode(Kind.REQUEST, 1, {"data": b"x" * (MAX_FRAME + 1)})
+
+
+def test_bad_magic_version_and_non_map_bodies_are_protocol_errors() -> None:
+    with pytest.raises(ProtocolError, match="magic"):
+        FrameDecoder().feed(b"XX" + b"\x00" * 14)
+    with pytest.raises(ProtocolError, match="version"):
+        FrameDecoder().feed(HEADER.pack(MAGIC, 9, 1, 1, 0, 0))
+    with pytest.raises(ProtocolError, match="map"):
+        FrameDecoder().feed(HEADER.pack(MAGIC, VERSION, 1, 1, 1, 0) + b"\x01")
+
+
+def test_unknown_kind_is_decoded_so_it_can_be_answered() -> None:
+    frames = FrameDecoder().feed(_bytes(encode(200, 5, {})))
+    assert frames[0].kind == 200 and frames[0].req_id == 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2048))
+def test_fuzz_random_bytes_never_crash_the_decoder(data: bytes) -> None:
+    dec = FrameDecoder(max_frame=64 * 1024)
+    with contextlib.suppress(ProtocolError):
+        dec.feed(data)
+    # A pending large frame never holds more than the frame limit.
+    assert dec._big is None or len(dec._big) <= 64 * 1024
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.text(max_size=8), st.integers() | st.binary(max_size=64), max_size=5),
+    st.integers(min_value=0, max_value=200),
+    st.integers(min_value=0, max_value=8),
+)
+def test_fuzz_truncated_and_mutated_frames(body: dict[str, object], cut: int, flip: int) -> None:
+    body = {k: v for k, v in body.items() if k != "_p"}
+    try:
+        data = bytearray(_bytes(encode(Kind.REQUEST, 3, body)))
+    except ProtocolError:
+        return  # integers beyond msgpack's range are refused at encode time
+    data = data[: max(0, len(data) - cut)]
+    if flip and len(data) > HEADER.size + flip:
+        data[HEADER.size + flip - 1] ^= 0xFF
+    try:
+        frames = FrameDecoder().feed(bytes(data))
+    except ProtocolError:
+        return
+    assert all(isinstance(f.body, dict) for f in frames)
+
+
+def test_header_layout_is_sixteen_bytes_big_endian() -> None:
+    raw = _bytes(encode(Kind.RESPONSE, 0x01020304, {}))
+    assert raw[:2] == MAGIC and raw[2] == VERSION and raw[3] == Kind.RESPONSE
+    assert struct.unpack(">I", raw[4:8])[0] == 0x01020304
