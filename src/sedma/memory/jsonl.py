@@ -51,7 +51,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[ImportRow]:
 def parse_line(line: bytes | str) -> ImportRow:
     """Validate one JSON-lines record: {"layer", "kind", "key", "value", "score"[, "uses", ...]}."""
     try:
-        obj = json.loads(line)
+        obj = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
     except UnicodeDecodeError:
         raise InputError("not UTF-8 text") from None
     except json.JSONDecodeError as exc:

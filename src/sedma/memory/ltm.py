@@ -88,7 +88,9 @@ class LongTermMemory:
             return None
         rec = _to_record(row)
         mutable = isinstance(rec.value, dict | list)
-        self._cache.put(k, (rec, pickle.dumps(rec.value, protocol=pickle.HIGHEST_PROTOCOL) if mutable else None))
+        self._cache.put(
+            k, (rec, pickle.dumps(rec.value, protocol=pickle.HIGHEST_PROTOCOL) if mutable else None)
+        )
         return rec
 
     def query(self, layer: str | None = None, kind: str | None = None, key_prefix: str = "") -> list[Record]:

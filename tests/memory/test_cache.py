@@ -1,0 +1,32 @@
+"""The LRU cache in front of LTM look-ups."""
+
+from __future__ import annotations
+
+from sedma.memory.cache import LruCache
+
+
+def test_least_recently_used_entry_is_dropped() -> None:
+    c: LruCache[str, int] = LruCache(2)
+    c.put("a", 1)
+    c.put("b", 2)
+    assert c.get("a") == 1  # a is now the most recent
+    c.put("c", 3)
+    assert c.get("b") is None and c.get("a") == 1 and c.get("c") == 3
+    assert (c.hits, c.misses, len(c)) == (3, 1, 2)
+
+
+def test_invalidate_and_clear() -> None:
+    c: LruCache[str, int] = LruCache(4)
+    c.put("a", 1)
+    c.invalidate("a")
+    c.invalidate("missing")
+    assert c.get("a") is None
+    c.put("b", 2)
+    c.clear()
+    assert len(c) == 0
+
+
+def test_zero_capacity_caches_nothing() -> None:
+    c: LruCache[str, int] = LruCache(0)
+    c.put("a", 1)
+    assert c.get("a") is None and len(c) == 0

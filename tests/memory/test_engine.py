@@ -1,0 +1,131 @@
+"""SQLite under real concurrency and crashes, and error mapping of unreachable or corrupt stores."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sedma.errors import BackendUnavailable, StorageError
+from sedma.memory import LongTermMemory
+from sedma.memory.urls import sqlite_url
+
+WORKER = str(Path(__file__).with_name("_ltm_worker.py"))
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sqlite_file_uses_wal(tmp_path: Path) -> None:
+    LongTermMemory(sqlite_url(tmp_path / "m.db")).close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.slow
+def test_four_processes_share_one_sqlite_file_without_lost_writes(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "m.db")
+    with LongTermMemory(url) as ltm:
+        ltm.put("run", "shared", "counter", 0)
+    n = 60
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "mixed", url, f"w{i}", str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    time.sleep(0.3)
+    (tmp_path / "go").touch()
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err
+        assert "locked" not in err.lower()
+    with LongTermMemory(url) as ltm:
+        assert ltm.count() == 4 * n + 1
+        assert ltm.get("run", "shared", "counter").uses == 4 * n  # type: ignore[union-attr]
+        for i in range(4):
+            assert ltm.get("run", "w", f"w{i}/{n - 1}").value == {"i": n - 1, "by": f"w{i}"}  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_sigkilled_writer_leaves_every_committed_record(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "m.db")
+    proc = subprocess.Popen(
+        [sys.executable, WORKER, "kill", url, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    acked: list[str] = []
+    for line in proc.stdout:
+        acked.append(line.split()[1])
+        if len(acked) >= 24:
+            break
+    time.sleep(0.05)  # let it get into the middle of the next transaction
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    acked += [line.split()[1] for line in proc.stdout.read().splitlines() if line]
+    with LongTermMemory(url) as ltm:
+        singles = {r.key for r in ltm.query("run", "single")}
+        batches: dict[str, int] = {}
+        for r in ltm.query("run", "batch"):
+            batches[r.key.split("/")[0]] = batches.get(r.key.split("/")[0], 0) + 1
+        for a in acked:
+            assert a in singles or batches.get(a) == 200
+        assert all(count == 200 for count in batches.values())  # a batch is all or nothing
+        ltm.put("run", "after", "crash", 1)  # and the file is writable again
+        assert ltm.get("run", "after", "crash") is not None
+
+
+def test_corrupt_sqlite_file_gives_storage_error_and_is_not_touched(tmp_path: Path) -> None:
+    path = tmp_path / "db" / "memory.db"
+    path.parent.mkdir()
+    junk = b"this is certainly not a SQLite database\n" * 200
+    path.write_bytes(junk)
+    with pytest.raises(StorageError, match=r"memory\.db is not a readable SEDMA database"):
+        LongTermMemory(sqlite_url(path))
+    assert path.read_bytes() == junk
+    assert sorted(p.name for p in path.parent.iterdir()) == ["memory.db"]  # no -wal/-shm created
+
+
+def test_damaged_pages_give_storage_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    with LongTermMemory(sqlite_url(path)) as ltm:
+        for i in range(300):
+            ltm.put("x", "y", f"k{i}", {"pad": "v" * 200})
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[2 * page : len(data)] = b"\xff" * (len(data) - 2 * page)
+    path.write_bytes(bytes(data))
+    before = path.read_bytes()
+    with pytest.raises(StorageError):
+        ltm2 = LongTermMemory(sqlite_url(path))
+        ltm2.query()
+    assert path.read_bytes() == before
+
+
+def test_unreachable_postgres_fails_fast_with_backend_unavailable() -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/sedma"
+    t0 = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=r"PostgreSQL at .* is unreachable"):
+        LongTermMemory(url)
+    assert time.monotonic() - t0 < 10
+
+
+def test_password_is_redacted_from_errors() -> None:
+    url = f"postgresql+psycopg://u:s3cret@127.0.0.1:{_closed_port()}/sedma"
+    with pytest.raises(BackendUnavailable) as err:
+        LongTermMemory(url)
+    assert "s3cret" not in str(err.value) and "***" in str(err.value)
