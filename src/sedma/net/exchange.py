@@ -1,0 +1,339 @@
+"""BitSwap-like block exchange: want-lists, parallel fetch from several providers, verification.
+
+Protocol (methods a node registers; bodies are msgpack maps, block bytes travel as the frame's
+raw payload, one block per response so a frame never nears the wire's size limit):
+
+- ``bs.want``  {"cids": [...], "cancel": [...]} -> {"have": [bool, ...]}: adds the cids to the
+  caller's want-list and says which blocks we hold; ``cancel`` removes entries. A want-list is
+  bounded (``max_wantlist`` entries per peer, entries expire after ``want_ttl_s``); a request
+  that would pass the bound is refused with ``WantlistFull``.
+- ``bs.block`` {"cid": c} -> {"cid": c, "data": bytes | None}: one block (None: not held).
+  At most ``max_serve_inflight`` of these are served at once per peer; more are refused (busy).
+- ``bs.fetch`` {"cids": [...], "providers": [[id, host, port], ...]} -> {"stored": n}: asks us
+  to fetch and pin blocks from the providers (replication's pull model).
+
+Client side, every provider gets ``max_inflight`` lanes pulling from one shared queue, so faster
+providers serve more blocks. Each block is verified against its CID before it is stored or
+returned; a mismatch discards the block, penalises the provider (callback) and bans it for the
+rest of the fetch; a dead or timed-out provider's blocks go back to the queue for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sedma.errors import ConfigError, InputError, SedmaError
+from sedma.net.cid import matches, validate_cid
+from sedma.net.store import BlockStore
+from sedma.net.types import PeerError, PeerInfo, ProtocolError, RequestFn
+
+METHODS = ("bs.want", "bs.block", "bs.fetch")
+PenaltyFn = Callable[[PeerInfo, str], None]
+
+
+class WantlistFull(ProtocolError):
+    """A peer asked for more wants than its bounded want-list holds."""
+
+    code = "wantlist_full"
+
+
+class Busy(PeerError):
+    """Too many block requests from one peer are being served already."""
+
+    code = "busy"
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeConfig:
+    """Flow-control bounds and timeouts of the block exchange."""
+
+    max_inflight: int = 4  # concurrent block requests per provider (client side)
+    max_serve_inflight: int = 16  # concurrent block requests served per peer
+    max_wantlist: int = 1024  # entries per peer's want-list
+    want_ttl_s: float = 120.0
+    request_timeout_s: float = 10.0
+    max_fetch_providers: int = 8  # providers a bs.fetch may name
+
+    def validate(self) -> ExchangeConfig:
+        if min(self.max_inflight, self.max_serve_inflight, self.max_wantlist, self.max_fetch_providers) < 1:
+            raise ConfigError("exchange bounds (max_inflight, max_serve_inflight, max_wantlist) must be >= 1")
+        if not (self.want_ttl_s > 0 and self.request_timeout_s > 0):
+            raise ConfigError("exchange want_ttl_s and request_timeout_s must be > 0")
+        return self
+
+
+@dataclass(slots=True)
+class ProviderOutcome:
+    """What one provider did during a fetch (recorded for Eq. 8–9 and peer profiles)."""
+
+    peer: PeerInfo
+    blocks: int = 0
+    nbytes: int = 0
+    seconds: float = 0.0
+    failed: str | None = None  # "dead", "integrity", or None
+    served: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """Shared state of one fetch: pending work, who lacks what, results, a wake-up signal."""
+
+    pending: list[str]
+    results: dict[str, bytes] = field(default_factory=dict)
+    inflight: set[str] = field(default_factory=set)
+    lacks: dict[bytes, set[str]] = field(default_factory=dict)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def take(self, peer_id: bytes) -> str | None:
+        lacking = self.lacks.get(peer_id, set())
+        for i, cid in enumerate(self.pending):
+            if cid not in lacking:
+                self.inflight.add(cid)
+                return self.pending.pop(i)
+        return None
+
+    async def settle(self, cid: str, data: bytes | None, peer_id: bytes) -> None:
+        self.inflight.discard(cid)
+        if data is not None:
+            self.results[cid] = data
+        else:
+            self.lacks.setdefault(peer_id, set()).add(cid)
+            self.pending.append(cid)
+        async with self.changed:
+            self.changed.notify_all()
+
+
+class BlockExchange:
+    """Fetches blocks from providers and serves ours (client and server of the protocol)."""
+
+    def __init__(
+        self,
+        store: BlockStore,
+        *,
+        request: RequestFn,
+        config: ExchangeConfig | None = None,
+        on_penalty: PenaltyFn | None = None,
+        on_outcome: Callable[[list[ProviderOutcome]], None] | None = None,
+        on_stored: Callable[[list[str]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.request = request
+        self.config = (config or ExchangeConfig()).validate()
+        self.on_penalty = on_penalty
+        self.on_outcome = on_outcome
+        self.on_stored = on_stored
+        self._wants: dict[bytes, dict[str, float]] = {}
+        self._serving: dict[bytes, int] = {}
+
+    # == client ==================================================================================
+    async def fetch(self, cids: Iterable[str], providers: Sequence[PeerInfo]) -> dict[str, bytes]:
+        """Every block of ``cids``, verified, from the store or the providers; PeerError if any is missing."""
+        wanted = list(dict.fromkeys(validate_cid(c) for c in cids))
+        local = {c: d for c in wanted if (d := self.store.get(c)) is not None}
+        state = _Fetch([c for c in wanted if c not in local])
+        if state.pending:
+            await self._run(state, list(dict.fromkeys(providers)))
+        if missing := [c for c in wanted if c not in local and c not in state.results]:
+            raise PeerError(f"{len(missing)} of {len(wanted)} blocks found at no provider, e.g. {missing[0]}")
+        return {c: local[c] if c in local else state.results[c] for c in wanted}
+
+    async def _run(self, state: _Fetch, providers: list[PeerInfo]) -> None:
+        outcomes = [ProviderOutcome(p) for p in providers]
+        await asyncio.gather(*(self._provider(state, o) for o in outcomes))
+        if self.on_outcome is not None:
+            self.on_outcome(outcomes)
+
+    async def _provider(self, state: _Fetch, out: ProviderOutcome) -> None:
+        started = time.perf_counter()
+        announced: list[str] = []
+        try:
+            announced = await self._announce(state, out.peer)
+            await asyncio.gather(*(self._lane(state, out) for _ in range(self.config.max_inflight)))
+        except PeerError:
+            out.failed = out.failed or "dead"
+        finally:
+            out.seconds = time.perf_counter() - started
+            async with state.changed:
+                state.changed.notify_all()
+        if out.failed is None and announced:
+            await self._cancel_wants(out.peer, [c for c in announced if c not in out.served])
+
+    async def _announce(self, state: _Fetch, peer: PeerInfo) -> list[str]:
+        """Send our want-list to the provider and note what it lacks (want-have)."""
+        batch = state.pending[: self.config.max_wantlist]
+        reply = await self._call(peer, "bs.want", {"cids": batch})
+        have = reply.get("have")
+        if not isinstance(have, list) or len(have) != len(batch):
+            raise PeerError(f"peer {peer.addr} answered bs.want with a malformed have-list")
+        state.lacks[peer.peer_id] = {c for c, h in zip(batch, have, strict=True) if h is not True}
+        return batch
+
+    async def _lane(self, state: _Fetch, out: ProviderOutcome) -> None:
+        while out.failed is None:
+            cid = state.take(out.peer.peer_id)
+            if cid is None:
+                if not await self._wait(state, out):
+                    return
+                continue
+            data = await self._get_block(cid, out)
+            await state.settle(cid, data, out.peer.peer_id if out.failed is None else b"")
+
+    @staticmethod
+    async def _wait(state: _Fetch, out: ProviderOutcome) -> bool:
+        # Blocks in flight at other providers may come back (their provider died): wait for that.
+        async with state.changed:
+            if not state.inflight:
+                return False
+            await state.changed.wait()
+        return out.failed is None
+
+    async def _get_block(self, cid: str, out: ProviderOutcome) -> bytes | None:
+        """One block from the provider, verified and stored; None when absent or on failure."""
+        deadline = time.monotonic() + self.config.request_timeout_s
+        while True:
+            try:
+                reply = await self._call(out.peer, "bs.block", {"cid": cid})
+                break
+            except Busy:
+                if time.monotonic() > deadline:
+                    out.failed = "dead"
+                    return None
+                await asyncio.sleep(0.005)  # the provider is serving us at its bound: back off
+            except PeerError:
+                out.failed = "dead"
+                return None
+        data = reply.get("data")
+        if data is None:
+            return None
+        if not isinstance(data, bytes) or not matches(cid, data):
+            self._penalise(out, f"sent bytes not matching {cid}")
+            return None
+        self.store.put(cid, data, verify=False)
+        out.blocks += 1
+        out.nbytes += len(data)
+        out.served.add(cid)
+        return data
+
+    def _penalise(self, out: ProviderOutcome, reason: str) -> None:
+        first = out.failed != "integrity"  # its other lanes may catch it too: penalise once
+        out.failed = "integrity"
+        if first and self.on_penalty is not None:
+            self.on_penalty(out.peer, reason)
+
+    async def _cancel_wants(self, peer: PeerInfo, cids: list[str]) -> None:
+        if cids:
+            with contextlib.suppress(PeerError):  # best effort: entries expire anyway
+                await self._call(peer, "bs.want", {"cids": [], "cancel": cids})
+
+    async def _call(self, peer: PeerInfo, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await asyncio.wait_for(self.request(peer, method, body), self.config.request_timeout_s)
+        except TimeoutError:
+            raise PeerError(f"{method} to {peer.addr} timed out") from None
+        except PeerError as exc:
+            if getattr(exc, "code", None) == "busy":
+                raise Busy(str(exc)) from None
+            raise
+        except (OSError, SedmaError) as exc:
+            raise PeerError(f"{method} to {peer.addr} failed: {exc}") from None
+
+    # == server ==================================================================================
+    def handlers(self) -> dict[str, Callable[[bytes, dict[str, Any]], Awaitable[dict[str, Any]]]]:
+        """method -> handler(caller peer id, body), for the node to register."""
+        return {
+            "bs.want": self.serve_want,
+            "bs.block": self.serve_block,
+            "bs.fetch": self.serve_fetch,
+        }
+
+    async def handle(self, method: str, body: dict[str, Any], *, peer_id: bytes = b"") -> dict[str, Any]:
+        """Dispatch one inbound request of the exchange protocol."""
+        handler = self.handlers().get(method)
+        if handler is None:
+            raise ProtocolError(f"unknown block-exchange method {method!r}")
+        return await handler(peer_id, body)
+
+    async def serve_want(self, peer_id: bytes, body: dict[str, Any]) -> dict[str, Any]:
+        """bs.want: add to (or cancel from) the caller's bounded want-list; answer have-flags."""
+        cids = _cid_list(body.get("cids", []), "cids", self.config.max_wantlist)
+        cancel = _cid_list(body.get("cancel", []), "cancel", self.config.max_wantlist)
+        wants = self._live_wants(peer_id)
+        for cid in cancel:
+            wants.pop(cid, None)
+        fresh = [c for c in cids if c not in wants]
+        if len(wants) + len(fresh) > self.config.max_wantlist:
+            bound = self.config.max_wantlist
+            raise WantlistFull(f"want-list of {len(wants)} + {len(fresh)} entries passes the bound {bound}")
+        expiry = time.monotonic() + self.config.want_ttl_s
+        wants.update(dict.fromkeys(cids, expiry))
+        if not wants:
+            self._wants.pop(peer_id, None)
+        return {"have": [self.store.has(c) for c in cids]}
+
+    async def serve_block(self, peer_id: bytes, body: dict[str, Any]) -> dict[str, Any]:
+        """bs.block: one block's bytes (None when not held), bounded per caller."""
+        cid = validate_cid(body.get("cid"), field="bs.block cid")
+        if self._serving.get(peer_id, 0) >= self.config.max_serve_inflight:
+            raise Busy(f"already serving {self.config.max_serve_inflight} blocks to this peer")
+        self._serving[peer_id] = self._serving.get(peer_id, 0) + 1
+        try:
+            # Off the event loop: a disk read must not stall every other connection.
+            data = await asyncio.to_thread(self.store.get, cid)
+        finally:
+            self._serving[peer_id] -= 1
+            if not self._serving[peer_id]:
+                del self._serving[peer_id]
+        if peer_id in self._wants:
+            self._wants[peer_id].pop(cid, None)
+        return {"cid": cid, "data": data}
+
+    async def serve_fetch(self, peer_id: bytes, body: dict[str, Any]) -> dict[str, Any]:
+        """bs.fetch: fetch and pin blocks from the named providers (replication, pull model)."""
+        cids = _cid_list(body.get("cids"), "cids", self.config.max_wantlist)
+        providers = _provider_list(body.get("providers"), self.config.max_fetch_providers)
+        blocks = await self.fetch(cids, providers)
+        self.store.pin(blocks)
+        if self.on_stored is not None:
+            await self.on_stored(list(blocks))
+        return {"stored": len(blocks)}
+
+    def _live_wants(self, peer_id: bytes) -> dict[str, float]:
+        now = time.monotonic()
+        wants = self._wants.setdefault(peer_id, {})
+        for cid in [c for c, t in wants.items() if t < now]:
+            del wants[cid]
+        return wants
+
+    def wantlist(self, peer_id: bytes) -> list[str]:
+        """The live want-list a peer has registered with us."""
+        return list(self._live_wants(peer_id))
+
+
+def _cid_list(raw: object, field: str, bound: int) -> list[str]:
+    if not isinstance(raw, list):
+        raise InputError(f"{field}: expected a list of CIDs, got {type(raw).__name__}")
+    if len(raw) > bound:
+        raise WantlistFull(f"{field}: {len(raw)} CIDs passes the bound {bound}")
+    return [validate_cid(c, field=field) for c in raw]
+
+
+def _provider_list(raw: object, bound: int) -> list[PeerInfo]:
+    if not isinstance(raw, list) or not 0 < len(raw) <= bound:
+        raise InputError(f"providers: expected 1..{bound} [peer_id, host, port] entries")
+    out = []
+    for item in raw:
+        ok = isinstance(item, list | tuple) and len(item) == 3
+        if not ok or not (isinstance(item[0], bytes) and isinstance(item[1], str) and type(item[2]) is int):
+            raise InputError(f"providers: bad entry {item!r:.80}, want [peer_id bytes, host, port]")
+        out.append(PeerInfo(item[0], item[1], item[2]))
+    return out
+
+
+def provider_entry(peer: PeerInfo) -> list[Any]:
+    """Wire form of a provider inside bs.fetch."""
+    return [peer.peer_id, peer.host, peer.port]

@@ -1,0 +1,220 @@
+"""Block exchange over the in-memory transport: parallel fetch, resumption, lying peers, bounds."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from memtransport import MemNetwork
+
+from sedma.errors import InputError
+from sedma.net.cid import compute_cid
+from sedma.net.exchange import (
+    BlockExchange,
+    Busy,
+    ExchangeConfig,
+    ProviderOutcome,
+    WantlistFull,
+    provider_entry,
+)
+from sedma.net.store import BlockStore
+from sedma.net.tensor import Manifest, assemble_tensor, chunk_tensor
+from sedma.net.types import PeerError, PeerInfo
+
+
+class _Node:
+    def __init__(
+        self, net: MemNetwork, root: Path, n: int, config: ExchangeConfig, delay_s: float = 0.0
+    ) -> None:
+        self.info = PeerInfo(bytes([0x12, 0x20]) + bytes([n]) * 32, "127.0.0.1", 7000 + n)
+        self.store = BlockStore(root / f"node{n}")
+        self.penalties: list[tuple[PeerInfo, str]] = []
+        self.outcomes: list[ProviderOutcome] = []
+        self.ex = BlockExchange(
+            self.store,
+            request=net.request_fn(self.info),
+            config=config,
+            on_penalty=lambda p, why: self.penalties.append((p, why)),
+            on_outcome=self.outcomes.extend,
+        )
+        net.add(self.info, lambda caller, m, body: self.ex.handle(m, body, peer_id=caller), delay_s=delay_s)
+
+
+def _swarm(
+    tmp_path: Path, n: int, config: ExchangeConfig | None = None, delay_s: float = 0.0
+) -> tuple[MemNetwork, list[_Node]]:
+    net = MemNetwork()
+    return net, [_Node(net, tmp_path, i, config or ExchangeConfig(), delay_s) for i in range(n)]
+
+
+def _tensor(seed: int = 0, n: int = 40_000):
+    return chunk_tensor(np.random.default_rng(seed).standard_normal(n), chunk_size=16_384)  # 20 blocks
+
+
+def test_fetch_spreads_over_providers_and_stores_verified_blocks(tmp_path: Path) -> None:
+    _net, (reader, *providers) = _swarm(tmp_path, 4, delay_s=0.001)
+    tb = _tensor()
+    for p in providers:
+        p.store.put_many(tb.blocks)
+    got = asyncio.run(reader.ex.fetch(tb.blocks, [p.info for p in providers]))
+    assert got == tb.blocks and set(reader.store.cids()) == set(tb.blocks)
+    served = [o.blocks for o in reader.outcomes]
+    assert sum(served) == len(tb.blocks) and all(s > 0 for s in served)
+    out = assemble_tensor(Manifest.from_block(got[tb.manifest_cid]), got)
+    np.testing.assert_array_equal(out, np.random.default_rng(0).standard_normal(40_000))
+
+
+def test_provider_dying_mid_transfer_is_resumed_elsewhere(tmp_path: Path) -> None:
+    net, (reader, dying, healthy) = _swarm(tmp_path, 3, delay_s=0.001)
+    tb = _tensor(1)
+    dying.store.put_many(tb.blocks)
+    healthy.store.put_many(tb.blocks)
+    net.die_after(dying.info.peer_id, 3)
+    got = asyncio.run(reader.ex.fetch(tb.blocks, [dying.info, healthy.info]))
+    assert got == tb.blocks
+    by_peer = {o.peer.peer_id: o for o in reader.outcomes}
+    assert by_peer[dying.info.peer_id].failed == "dead" and by_peer[dying.info.peer_id].blocks <= 3
+    assert by_peer[healthy.info.peer_id].failed is None
+
+
+def test_lying_peer_is_detected_penalised_and_its_bytes_discarded(tmp_path: Path) -> None:
+    _net, (reader, liar, honest) = _swarm(tmp_path, 3)
+    tb = _tensor(2)
+    liar.store.put_many(tb.blocks)
+    honest.store.put_many(tb.blocks)
+    for cid in tb.blocks:  # the liar's disk now holds other bytes under every CID
+        liar.store._path(cid).write_bytes(b"not the block you asked for")
+    got = asyncio.run(reader.ex.fetch(tb.blocks, [liar.info, honest.info]))
+    assert got == tb.blocks
+    assert [p.peer_id for p, _ in reader.penalties] == [liar.info.peer_id]
+    assert "not matching" in reader.penalties[0][1]
+    assert all(reader.store.get(c) == d for c, d in tb.blocks.items())
+
+
+def test_block_nobody_has_raises_peer_error(tmp_path: Path) -> None:
+    _net, (reader, provider) = _swarm(tmp_path, 2)
+    tb = _tensor(3)
+    provider.store.put_many({c: d for c, d in tb.blocks.items() if c != tb.manifest.blocks[0]})
+    with pytest.raises(PeerError, match="1 of 21 blocks"):
+        asyncio.run(reader.ex.fetch(tb.blocks, [provider.info]))
+
+
+def test_all_providers_dead_raises_peer_error(tmp_path: Path) -> None:
+    net, (reader, a, b) = _swarm(tmp_path, 3)
+    net.kill(a.info.peer_id)
+    net.kill(b.info.peer_id)
+    with pytest.raises(PeerError, match="no provider"):
+        asyncio.run(reader.ex.fetch([compute_cid(b"x")], [a.info, b.info]))
+    assert {o.failed for o in reader.outcomes} == {"dead"}
+
+
+def test_local_blocks_need_no_request(tmp_path: Path) -> None:
+    net, (reader, provider) = _swarm(tmp_path, 2)
+    tb = _tensor(4)
+    reader.store.put_many(tb.blocks)
+    assert asyncio.run(reader.ex.fetch(tb.blocks, [provider.info])) == tb.blocks
+    assert net.stats(provider.info.peer_id).calls == {}
+
+
+def test_inflight_per_provider_is_bounded(tmp_path: Path) -> None:
+    net, (reader, provider) = _swarm(tmp_path, 2, ExchangeConfig(max_inflight=3), delay_s=0.002)
+    tb = _tensor(5)
+    provider.store.put_many(tb.blocks)
+    asyncio.run(reader.ex.fetch(tb.blocks, [provider.info]))
+    assert net.stats(provider.info.peer_id).max_inflight_seen == 3
+
+
+def test_busy_server_pushes_back_and_client_retries(tmp_path: Path) -> None:
+    cfg = ExchangeConfig(max_inflight=4, max_serve_inflight=1)
+    _net, (reader, provider) = _swarm(tmp_path, 2, cfg)
+    tb = _tensor(6)
+    provider.store.put_many(tb.blocks)
+    assert asyncio.run(reader.ex.fetch(tb.blocks, [provider.info])) == tb.blocks
+
+
+def test_serve_block_refuses_beyond_the_per_peer_bound(tmp_path: Path) -> None:
+    store = BlockStore(tmp_path)
+    cid = compute_cid(b"block")
+    store.put(cid, b"block")
+    ex = BlockExchange(
+        store,
+        request=MemNetwork().request_fn(PeerInfo(b"r", "h", 1)),
+        config=ExchangeConfig(max_serve_inflight=2),
+    )
+
+    async def burst() -> list[object]:
+        return await asyncio.gather(
+            *(ex.serve_block(b"peer", {"cid": cid}) for _ in range(5)), return_exceptions=True
+        )
+
+    results = asyncio.run(burst())
+    assert sum(isinstance(r, Busy) for r in results) == 3
+    assert sum(isinstance(r, dict) and r["data"] == b"block" for r in results) == 2
+
+
+def test_wantlist_is_bounded_per_peer_and_cancellable(tmp_path: Path) -> None:
+    ex = BlockExchange(
+        BlockStore(tmp_path),
+        request=MemNetwork().request_fn(PeerInfo(b"r", "h", 1)),
+        config=ExchangeConfig(max_wantlist=4),
+    )
+    cids = [compute_cid(bytes([i])) for i in range(6)]
+
+    async def scenario() -> None:
+        assert (await ex.serve_want(b"a", {"cids": cids[:3]}))["have"] == [False] * 3
+        with pytest.raises(WantlistFull):
+            await ex.serve_want(b"a", {"cids": cids[3:5]})
+        with pytest.raises(WantlistFull):
+            await ex.serve_want(b"a", {"cids": cids * 2})
+        await ex.serve_want(b"b", {"cids": cids[:4]})  # another peer has its own list
+        await ex.serve_want(b"a", {"cids": cids[3:5], "cancel": cids[:2]})
+        assert sorted(ex.wantlist(b"a")) == sorted(cids[2:5])
+
+    asyncio.run(scenario())
+
+
+def test_want_entries_expire(tmp_path: Path) -> None:
+    ex = BlockExchange(
+        BlockStore(tmp_path),
+        request=MemNetwork().request_fn(PeerInfo(b"r", "h", 1)),
+        config=ExchangeConfig(want_ttl_s=0.01),
+    )
+    asyncio.run(ex.serve_want(b"a", {"cids": [compute_cid(b"1")]}))
+    asyncio.run(asyncio.sleep(0.02))
+    assert ex.wantlist(b"a") == []
+
+
+def test_fetch_cancels_its_leftover_wants(tmp_path: Path) -> None:
+    _net, (reader, a, b) = _swarm(tmp_path, 3, delay_s=0.001)
+    tb = _tensor(7)
+    a.store.put_many(tb.blocks)
+    b.store.put_many(tb.blocks)
+    asyncio.run(reader.ex.fetch(tb.blocks, [a.info, b.info]))
+    assert a.ex.wantlist(reader.info.peer_id) == [] and b.ex.wantlist(reader.info.peer_id) == []
+
+
+def test_bs_fetch_pulls_and_pins_from_named_providers(tmp_path: Path) -> None:
+    net, (holder, source) = _swarm(tmp_path, 2)
+    tb = _tensor(8)
+    source.store.put_many(tb.blocks)
+    body = {"cids": list(tb.blocks), "providers": [provider_entry(source.info)]}
+    reply = asyncio.run(net.request_fn(source.info)(holder.info, "bs.fetch", body))
+    assert reply == {"stored": len(tb.blocks)} and holder.store.pinned() == set(tb.blocks)
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "message"),
+    [
+        ("bs.block", {"cid": 5}, "CID"),
+        ("bs.block", {"cid": "../etc"}, "CID"),
+        ("bs.want", {"cids": "notalist"}, "list"),
+        ("bs.fetch", {"cids": [], "providers": [["x", 1]]}, "providers"),
+        ("bs.nope", {}, "unknown"),
+    ],
+)
+def test_malformed_requests_are_typed_errors(tmp_path: Path, method: str, body: dict, message: str) -> None:
+    ex = BlockExchange(BlockStore(tmp_path), request=MemNetwork().request_fn(PeerInfo(b"r", "h", 1)))
+    with pytest.raises((InputError, PeerError, Exception), match=message):
+        asyncio.run(ex.handle(method, body, peer_id=b"p"))
