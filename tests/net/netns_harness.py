@@ -135,7 +135,8 @@ class NetnsLab:
         self.exec(ns, ["ip", "route", "add", "default", "via", via])
 
     def masquerade(self, router: str, out_ifname: str, *, random_ports: bool = False) -> None:
-        """Make ``router`` forward and masquerade what leaves by ``out_ifname`` (a NAT box).
+        """Make ``router`` a NAT box: forward, masquerade what leaves by ``out_ifname``, and
+        silently drop unsolicited inbound connections to itself, as home routers do.
 
         ``random_ports`` gives a symmetric NAT (a fresh random port per destination), where
         hole punching must fail and traffic must stay on the relay.
@@ -147,6 +148,12 @@ class NetnsLab:
             "  chain postrouting {\n"
             "    type nat hook postrouting priority 100; policy accept;\n"
             f'    oifname "{out_ifname}" {action}\n'
+            "  }\n"
+            "}\n"
+            "table ip filter {\n"
+            "  chain input {\n"
+            "    type filter hook input priority 0; policy accept;\n"
+            f'    iifname "{out_ifname}" ct state new drop\n'
             "  }\n"
             "}\n"
         )

@@ -1,0 +1,369 @@
+"""Hole punching after a relayed connection, and the transport that dials through relays.
+
+Once a circuit is up, the two peers trade the addresses the relay observed for them over the
+circuit itself, time the round trip, and then both open TCP from the very local port their
+relay connection uses (SO_REUSEADDR + SO_REUSEPORT): each side listens there *and* dials the
+other's observed address, so whichever of accept, connect or a true simultaneous open lands
+first wins. A port-preserving NAT (Linux ``masquerade``) has by then a mapping for the
+outgoing SYN and lets the other side's SYN in. The winning socket must carry the session
+nonce the peers agreed over the relay; the initiator picks it and says so over the relay.
+On any failure before the deadline the relayed circuit is kept: callers learn the path used
+(``direct``, ``holepunch`` or ``relay``). A symmetric NAT (a fresh port per destination)
+defeats this by design; the relay then stays in use.
+
+:class:`NatTransport` wraps a :class:`~sedma.net.transport.TcpTransport`: peers known to sit
+behind a relay (``PeerInfo.relay``) are dialled directly first, then through their relay with
+an upgrade attempt; circuits accepted by our own reservation are handed to the same connection
+handler as ordinary inbound TCP, so the RPC handshake proves peer ids end to end either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from sedma.errors import ConfigError
+from sedma.net.identity import Identity
+from sedma.net.relay import (
+    Address,
+    RelayAddr,
+    RelayReservation,
+    SocketChannel,
+    address_from_wire,
+    address_to_wire,
+    dial_relay,
+    recv_exact,
+    reuse_socket,
+)
+from sedma.net.transport import Connection, ConnectionHandler, Listener, TcpTransport, Transport
+from sedma.net.types import PeerError, PeerInfo, ProtocolError
+
+log = logging.getLogger("sedma.net.holepunch")
+_TAG = 8
+_ACK = b"\x01"
+
+
+@dataclass(frozen=True)
+class PunchConfig:
+    """Hole punching options: off switch, how long to try, how often to re-dial."""
+
+    enabled: bool = True
+    deadline: float = 2.0
+    retry_every: float = 0.05
+    exchange_timeout: float = 5.0
+
+    def validate(self) -> PunchConfig:
+        for name in ("deadline", "retry_every", "exchange_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"PunchConfig.{name} must be > 0, got {getattr(self, name)}")
+        return self
+
+
+@dataclass
+class PunchOutcome:
+    """The socket to use and how it was reached (``holepunch`` or ``relay``)."""
+
+    path: str
+    sock: socket.socket
+    rtt_ms: float | None = None
+    reason: str = ""
+
+
+def candidate_addrs(sock: socket.socket, observed: Address | None) -> list[Address]:
+    """Where the other side may reach us: the relay-observed address, then our local one."""
+    local = sock.getsockname()
+    out = [observed] if observed else []
+    if (local[0], int(local[1])) not in out:
+        out.append((str(local[0]), int(local[1])))
+    return out
+
+
+def _addrs(raw: Any) -> list[Address]:
+    found = [address_from_wire(a) for a in raw] if isinstance(raw, list) else []
+    return [a for a in found if a is not None][:8]
+
+
+# -- the direct attempt ---------------------------------------------------------------------------
+class _Verified:
+    """Sockets that proved the session nonce, by tag; the first one found ends the initiator."""
+
+    def __init__(self) -> None:
+        self.socks: dict[bytes, socket.socket] = {}
+        self.tasks: set[asyncio.Future[None]] = set()
+        self.first: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def add(self, tag: bytes, sock: socket.socket) -> None:
+        self.socks[tag] = sock
+        if not self.first.done():
+            self.first.set_result(tag)
+
+    def take(self, tag: bytes | None) -> socket.socket | None:
+        chosen = self.socks.pop(tag, None) if tag is not None else None
+        for sock in self.socks.values():
+            sock.close()
+        self.socks.clear()
+        return chosen
+
+
+async def _prove(
+    sock: socket.socket, initiator: bool, nonce: bytes, verified: _Verified, wait: float
+) -> None:
+    """Run the nonce exchange on a fresh direct socket; keep it only if it proves the session."""
+    loop = asyncio.get_running_loop()
+    try:
+        if initiator:
+            tag = os.urandom(_TAG)
+            await loop.sock_sendall(sock, nonce + tag)
+            if await asyncio.wait_for(recv_exact(sock, 1), wait) != _ACK:
+                raise ProtocolError("bad punch acknowledgement")
+        else:
+            got = await asyncio.wait_for(recv_exact(sock, len(nonce) + _TAG), wait)
+            if got[: len(nonce)] != nonce:
+                raise ProtocolError("direct connection without our session nonce")
+            tag = got[len(nonce) :]
+            verified.socks[tag] = sock  # registered before the ack, so the initiator's pick is here
+            await loop.sock_sendall(sock, _ACK)
+    except BaseException as exc:  # cancelled too: a half-proven socket must not leak
+        verified.socks = {t: s for t, s in verified.socks.items() if s is not sock}
+        sock.close()
+        if isinstance(exc, OSError | TimeoutError | PeerError | ProtocolError):
+            return
+        raise
+    verified.add(tag, sock)
+
+
+async def _accept_loop(listener: socket.socket, initiator: bool, nonce: bytes, verified: _Verified) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        sock, _ = await loop.sock_accept(listener)
+        sock.setblocking(False)
+        task = asyncio.ensure_future(_prove(sock, initiator, nonce, verified, 2.0))
+        verified.tasks.add(task)
+        task.add_done_callback(verified.tasks.discard)
+
+
+async def _dial_loop(
+    local: Address, target: Address, initiator: bool, nonce: bytes, verified: _Verified, every: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    while not verified.first.done():
+        sock = reuse_socket(local)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, target), max(every * 4, 0.2))
+        except (OSError, TimeoutError):
+            sock.close()  # refused or dropped: the other side's SYN has not opened the NAT yet
+            await asyncio.sleep(every)
+            continue
+        await _prove(sock, initiator, nonce, verified, 2.0)
+        return
+
+
+def _listener(local: Address) -> socket.socket | None:
+    try:
+        sock = reuse_socket(local)
+        sock.listen(8)
+    except OSError as exc:
+        log.debug("cannot listen on %s for hole punching: %s", local, exc)
+        return None
+    return sock
+
+
+async def attempt_direct(
+    local: Address,
+    targets: list[Address],
+    *,
+    initiator: bool,
+    nonce: bytes,
+    cfg: PunchConfig,
+    stop: Awaitable[Any],
+) -> _Verified:
+    """Listen on and dial from ``local`` until a socket proves ``nonce``, ``stop`` or the deadline."""
+    verified = _Verified()
+    listener = _listener(local)
+    tasks: list[asyncio.Future[None]] = [
+        asyncio.ensure_future(_dial_loop(local, t, initiator, nonce, verified, cfg.retry_every))
+        for t in targets
+    ]
+    if listener is not None:
+        tasks.append(asyncio.ensure_future(_accept_loop(listener, initiator, nonce, verified)))
+    ending = asyncio.ensure_future(stop)
+    try:
+        await asyncio.wait(
+            [verified.first, ending], timeout=cfg.deadline, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        tasks.extend(verified.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if listener is not None:
+            listener.close()
+    return verified
+
+
+# -- the exchange over the relayed circuit -----------------------------------------------------------
+async def punch_initiator(ch: SocketChannel, reply: dict[str, Any], cfg: PunchConfig) -> PunchOutcome:
+    """The dialling side: trade addresses, time the relay RTT, try direct, announce the choice."""
+    mine = candidate_addrs(ch.sock, address_from_wire(reply.get("observed"))) if cfg.enabled else []
+    nonce = os.urandom(32)
+    t0 = time.perf_counter()
+    await ch.send({"op": "punch", "addrs": [address_to_wire(a) for a in mine], "nonce": nonce})
+    answer = await ch.recv(cfg.exchange_timeout)
+    rtt = time.perf_counter() - t0
+    theirs = _addrs(answer.get("addrs"))
+    if not (mine and theirs):
+        await ch.send({"op": "use", "path": "relay"})
+        return PunchOutcome("relay", ch.sock, rtt * 1e3, "hole punching disabled on one side")
+    await ch.send({"op": "sync"})
+    await asyncio.sleep(rtt / 2)  # the sync reaches the other side about now: dial together
+    local = ch.sock.getsockname()
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    verified = await attempt_direct(
+        (str(local[0]), int(local[1])), theirs, initiator=True, nonce=nonce, cfg=cfg, stop=never
+    )
+    never.cancel()
+    tag = verified.first.result() if verified.first.done() else None
+    sock = verified.take(tag)
+    await ch.send({"op": "use", "path": "holepunch" if sock else "relay", "tag": tag})
+    if sock is None:
+        return PunchOutcome("relay", ch.sock, rtt * 1e3, f"no direct connection within {cfg.deadline:g} s")
+    ch.sock.close()
+    return PunchOutcome("holepunch", sock, rtt * 1e3)
+
+
+async def punch_responder(ch: SocketChannel, reply: dict[str, Any], cfg: PunchConfig) -> PunchOutcome:
+    """The accepting side: answer with our addresses, try direct until the initiator decides."""
+    offer = await ch.recv(cfg.exchange_timeout)
+    nonce = offer.get("nonce")
+    if offer.get("op") != "punch" or not isinstance(nonce, bytes) or len(nonce) != 32:
+        raise ProtocolError("relayed circuit did not start with a punch offer")
+    theirs = _addrs(offer.get("addrs"))
+    mine = candidate_addrs(ch.sock, address_from_wire(reply.get("observed"))) if cfg.enabled else []
+    await ch.send({"op": "punch", "addrs": [address_to_wire(a) for a in mine]})
+    if not (mine and theirs):
+        await _expect_use(ch, cfg)
+        return PunchOutcome("relay", ch.sock, None, "hole punching disabled on one side")
+    if (await ch.recv(cfg.exchange_timeout)).get("op") != "sync":
+        raise ProtocolError("expected the punch sync")
+    local = ch.sock.getsockname()
+    decision = asyncio.ensure_future(_expect_use(ch, cfg))
+    patient = PunchConfig(
+        cfg.enabled, cfg.deadline + cfg.exchange_timeout, cfg.retry_every, cfg.exchange_timeout
+    )
+    verified = await attempt_direct(
+        (str(local[0]), int(local[1])), theirs, initiator=False, nonce=nonce, cfg=patient, stop=decision
+    )
+    use = await decision
+    sock = verified.take(use.get("tag") if use.get("path") == "holepunch" else None)
+    if sock is None:
+        return PunchOutcome("relay", ch.sock, None, "the initiator kept the relay")
+    ch.sock.close()
+    return PunchOutcome("holepunch", sock, None)
+
+
+async def _expect_use(ch: SocketChannel, cfg: PunchConfig) -> dict[str, Any]:
+    use = await ch.recv(cfg.deadline + cfg.exchange_timeout)
+    if use.get("op") != "use":
+        raise ProtocolError(f"expected the punch decision, got {use.get('op')!r}")
+    return use
+
+
+# -- the transport ----------------------------------------------------------------------------------
+async def adopt_socket(sock: socket.socket, *, max_frame: int) -> Connection:
+    """Wrap a connected socket (a circuit or a punched hole) as a frame :class:`Connection`."""
+    # The TCP transport has no public "adopt" yet; its protocol class is the one frame codec.
+    from sedma.net.transport import _FrameProtocol
+
+    loop = asyncio.get_running_loop()
+    _, proto = await loop.create_connection(lambda: _FrameProtocol(max_frame=max_frame), sock=sock)
+    return proto
+
+
+class NatTransport(Transport):
+    """TCP, plus relayed circuits with a hole-punching upgrade for peers behind NATs."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        inner: TcpTransport | None = None,
+        punch: PunchConfig | None = None,
+        direct_timeout: float = 1.0,
+    ) -> None:
+        self.identity = identity
+        self.inner = inner or TcpTransport()
+        self.punch = (punch or PunchConfig()).validate()
+        self.direct_timeout = direct_timeout
+        self.routes: dict[Address, PeerInfo] = {}
+        self.paths: dict[bytes, str] = {}  # peer id -> how we last reached it
+        self.direct_errors: dict[bytes, str] = {}  # peer id -> why the direct dial failed
+        self.inbound_paths: list[str] = []  # how each accepted circuit ended up
+        self.reservations: list[RelayReservation] = []
+        self._on_connection: ConnectionHandler | None = None
+
+    def add_route(self, peer: PeerInfo) -> None:
+        """Remember that ``peer`` (with ``relay`` set) is reached through its relay."""
+        if peer.relay is not None:
+            self.routes[(peer.host, peer.port)] = peer
+
+    async def connect(self, host: str, port: int, *, timeout: float) -> Connection:
+        route = self.routes.get((host, port))
+        if route is None or route.relay is None:
+            return await self.inner.connect(host, port, timeout=timeout)
+        try:
+            conn = await self.inner.connect(host, port, timeout=min(timeout, self.direct_timeout))
+        except PeerError as exc:
+            self.direct_errors[route.peer_id] = str(exc)
+            log.debug("direct dial of %s failed (%s); using relay", route.addr, exc)
+        else:
+            self.paths[route.peer_id] = "direct"
+            return conn
+        return await self.connect_relayed(route.relay, route.peer_id, timeout=timeout)
+
+    async def connect_relayed(self, relay: RelayAddr, target: bytes, *, timeout: float) -> Connection:
+        """A connection to ``target`` through ``relay``, upgraded to a direct one when possible."""
+        ch, reply = await dial_relay(relay, target, timeout=max(timeout, 5.0))
+        try:
+            outcome = await punch_initiator(ch, reply, self.punch)
+        except BaseException:
+            ch.sock.close()
+            raise
+        self.paths[target] = outcome.path
+        log.info("reached %s by %s (%s)", target.hex()[:12], outcome.path, outcome.reason or "ok")
+        return await adopt_socket(outcome.sock, max_frame=self.inner.max_frame)
+
+    async def listen(self, host: str, port: int, on_connection: ConnectionHandler) -> Listener:
+        self._on_connection = on_connection
+        return await self.inner.listen(host, port, on_connection)
+
+    async def reserve(self, relay: RelayAddr, *, refresh_every: float | None = 60.0) -> RelayReservation:
+        """Hold a slot on ``relay`` so peers can reach us there; circuits arrive as inbound."""
+        reservation = RelayReservation(self.identity, relay, self._on_circuit, refresh_every=refresh_every)
+        await reservation.open()
+        self.reservations.append(reservation)
+        return reservation
+
+    async def _on_circuit(self, ch: SocketChannel, reply: dict[str, Any]) -> None:
+        try:
+            outcome = await punch_responder(ch, reply, self.punch)
+        except (PeerError, ProtocolError, OSError) as exc:
+            ch.sock.close()
+            log.warning("relayed circuit dropped during hole punching: %s", exc)
+            return
+        self.inbound_paths.append(outcome.path)
+        conn = await adopt_socket(outcome.sock, max_frame=self.inner.max_frame)
+        if self._on_connection is None:
+            conn.close()  # nothing listens for inbound connections here
+            return
+        self._on_connection(conn)
+
+    async def close(self) -> None:
+        for reservation in self.reservations:
+            await reservation.close()
+        self.reservations.clear()
