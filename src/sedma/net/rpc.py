@@ -441,9 +441,22 @@ class RpcEndpoint:
     async def request(
         self, peer: PeerInfo, method: str, body: dict[str, Any], *, timeout: float | None = None
     ) -> dict[str, Any]:
-        """The layer's :data:`~sedma.net.types.RequestFn`: one request to ``peer``."""
-        rpc = await self.connection(peer)
-        return await rpc.call(method, body, timeout or self.config.request_timeout)
+        """The layer's :data:`~sedma.net.types.RequestFn`: one request to ``peer``.
+
+        ``timeout`` bounds the whole request, dialling and handshake included.
+        """
+        limit = timeout or self.config.request_timeout
+        key: bytes | str = peer.peer_id or peer.addr
+        rpc = self._pool.get(key)
+        if rpc is None or rpc.conn.closed:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                rpc = await asyncio.wait_for(self.connection(peer), limit)
+            except TimeoutError as exc:
+                raise PeerError(f"connecting to {peer.addr} timed out after {limit}s") from exc
+            limit = max(0.001, limit - (loop.time() - started))
+        return await rpc.call(method, body, limit)
 
     async def stream(
         self, peer: PeerInfo, method: str, body: dict[str, Any], *, timeout: float | None = None

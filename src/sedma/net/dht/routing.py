@@ -1,0 +1,86 @@
+"""k-buckets over the 256-bit XOR key space (Eq. 2; Kademlia paper §2.2). Pure data, no I/O."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from sedma.errors import ConfigError
+from sedma.net.types import PeerInfo
+
+KEY_BITS = 256
+K = 20  # bucket size k, Kademlia paper §2.2
+
+
+def distance(a: bytes, b: bytes) -> int:
+    """XOR distance d(k1, k2) = k1 ⊕ k2 as an integer (Eq. 2)."""
+    return int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
+
+
+def bucket_index(self_key: bytes, key: bytes) -> int:
+    """Index of the bucket holding ``key``: position of the highest differing bit (-1: same)."""
+    return distance(self_key, key).bit_length() - 1
+
+
+def random_key_in_bucket(self_key: bytes, index: int) -> bytes:
+    """A random key whose highest bit differing from ``self_key`` is ``index`` (bucket refresh)."""
+    noise = int.from_bytes(os.urandom(KEY_BITS // 8), "big") & ((1 << index) - 1)
+    key = int.from_bytes(self_key, "big") ^ ((1 << index) | noise)
+    return key.to_bytes(KEY_BITS // 8, "big")
+
+
+class RoutingTable:
+    """256 least-recently-seen-ordered buckets of at most k peers each."""
+
+    def __init__(self, self_key: bytes, *, k: int = K) -> None:
+        if k < 1:
+            raise ConfigError(f"bucket size k must be >= 1, got {k}")
+        self.self_key = self_key
+        self.k = k
+        self.buckets: list[OrderedDict[bytes, PeerInfo]] = [OrderedDict() for _ in range(KEY_BITS)]
+
+    def add(self, peer: PeerInfo) -> tuple[bool, PeerInfo | None]:
+        """Insert or refresh ``peer``; returns (is new, least-recently-seen peer to ping if full)."""
+        index = bucket_index(self.self_key, peer.dht_key)
+        if index < 0:
+            return False, None
+        bucket = self.buckets[index]
+        if peer.peer_id in bucket:
+            bucket[peer.peer_id] = peer
+            bucket.move_to_end(peer.peer_id)
+            return False, None
+        if len(bucket) < self.k:
+            bucket[peer.peer_id] = peer
+            return True, None
+        return False, next(iter(bucket.values()))
+
+    def remove(self, peer: PeerInfo) -> bool:
+        """Drop ``peer`` (it failed to answer)."""
+        index = bucket_index(self.self_key, peer.dht_key)
+        return index >= 0 and self.buckets[index].pop(peer.peer_id, None) is not None
+
+    def __contains__(self, peer: PeerInfo) -> bool:
+        index = bucket_index(self.self_key, peer.dht_key)
+        return index >= 0 and peer.peer_id in self.buckets[index]
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.buckets)
+
+    def peers(self) -> list[PeerInfo]:
+        return [p for b in self.buckets for p in b.values()]
+
+    def closest(self, key: bytes, n: int, *, exclude: Iterable[bytes] = ()) -> list[PeerInfo]:
+        """The ``n`` known peers nearest to ``key`` by XOR distance."""
+        skip = set(exclude)
+        target = int.from_bytes(key, "big")
+        peers = [p for p in self.peers() if p.peer_id not in skip]
+        peers.sort(key=lambda p: int.from_bytes(p.dht_key, "big") ^ target)
+        return peers[:n]
+
+    def refresh_indices(self) -> list[int]:
+        """Buckets a join should refresh: every one farther than our nearest neighbour."""
+        occupied = [i for i, b in enumerate(self.buckets) if b]
+        if not occupied:
+            return []
+        return list(range(occupied[0] + 1, KEY_BITS))

@@ -1,0 +1,116 @@
+"""DHT nodes over real loopback sockets in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Any
+
+from sedma.net.dht.node import DhtConfig, DhtNode
+from sedma.net.identity import Identity
+from sedma.net.rpc import RpcEndpoint
+from sedma.net.transport import TcpTransport
+
+
+async def _swarm(n: int, **cfg: Any) -> list[DhtNode]:
+    nodes = []
+    for _ in range(n):
+        ep = RpcEndpoint(Identity.generate(), TcpTransport())
+        await ep.listen()
+        nodes.append(DhtNode(ep, config=DhtConfig(**cfg)))
+    boot = nodes[0].endpoint.advertised
+    assert boot is not None
+    for node in nodes[1:]:
+        await node.bootstrap([boot])
+    return nodes
+
+
+async def _close(nodes: list[DhtNode]) -> None:
+    for node in nodes:
+        await node.stop()
+        await node.endpoint.close()
+
+
+def _key(i: int) -> bytes:
+    return hashlib.sha256(b"k%d" % i).digest()
+
+
+def test_every_provider_is_found_from_every_peer_right_after_providing() -> None:
+    async def main() -> None:
+        nodes = await _swarm(12)
+        for i, node in enumerate(nodes[:4]):
+            assert await node.provide(_key(i)) >= 10
+        await nodes[5].provide(_key(0))  # a second provider of key 0
+        for node in nodes:
+            for i in range(4):
+                provs, result = await node.get_providers(_key(i))
+                expected = {nodes[i].endpoint.identity.peer_id} | (
+                    {nodes[5].endpoint.identity.peer_id} if i == 0 else set()
+                )
+                assert {p.peer.peer_id for p in provs} == expected  # every provider, not a part
+                assert all(p.peer.port > 0 for p in provs)  # provider records carry addresses
+                assert result.hops <= 5
+        await _close(nodes)
+
+    asyncio.run(main())
+
+
+def test_signed_value_round_trips_and_newest_wins() -> None:
+    async def main() -> None:
+        nodes = await _swarm(8)
+        key = await nodes[1].put_value(b"model/latest", b"v1")
+        assert await nodes[6].get_value(key) == b"v1"
+        assert await nodes[1].put_value(b"model/latest", b"v2") == key
+        assert await nodes[7].get_value(key) == b"v2"
+        assert await nodes[3].get_value(hashlib.sha256(b"absent").digest()) is None
+        await _close(nodes)
+
+    asyncio.run(main())
+
+
+def test_peer_joining_later_receives_records_it_is_now_closest_for() -> None:
+    async def main() -> None:
+        nodes = await _swarm(6, k=3)
+        for i in range(12):
+            await nodes[i % 6].provide(_key(i))
+        late = await _swarm(1, k=3)
+        boot = nodes[0].endpoint.advertised
+        assert boot is not None
+        await late[0].bootstrap([boot])
+        await asyncio.sleep(0.3)  # hand-offs run in the background
+        held = set(late[0].storage.providers)
+        everyone = nodes + late
+        should = set()
+        for i in range(12):
+            order = sorted(
+                everyone, key=lambda n: int.from_bytes(n.self_key, "big") ^ int.from_bytes(_key(i), "big")
+            )
+            if late[0] in order[:2]:
+                should.add(_key(i))
+        assert should and should <= held
+        await _close(everyone)
+
+    asyncio.run(main())
+
+
+def test_dead_peer_costs_one_short_timeout_at_most_then_is_skipped() -> None:
+    async def main() -> None:
+        nodes = await _swarm(10, rpc_timeout=0.3)
+        for victim in nodes[6:9]:
+            await victim.endpoint.close()
+        await nodes[0].provide(_key(1))
+        t0 = time.perf_counter()
+        provs, _ = await nodes[1].get_providers(_key(1))
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        await nodes[1].get_providers(_key(1))
+        second = time.perf_counter() - t0
+        assert provs and first < 1.0 and second < 0.2
+        known = {p.peer_id for p in nodes[1].routing.peers()}
+        for victim in nodes[6:9]:
+            assert victim.endpoint.identity.peer_id in nodes[1].dead
+            assert victim.endpoint.identity.peer_id not in known
+        await _close(nodes[:6] + nodes[9:])
+
+    asyncio.run(main())

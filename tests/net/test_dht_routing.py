@@ -1,0 +1,52 @@
+"""k-buckets: XOR metric, bucket limits, closest peers."""
+
+from __future__ import annotations
+
+import os
+
+from sedma.net.dht.routing import RoutingTable, bucket_index, distance, random_key_in_bucket
+from sedma.net.types import PeerInfo
+
+
+def _peer(i: int) -> PeerInfo:
+    return PeerInfo(b"\x12\x20" + os.urandom(32), "127.0.0.1", 1000 + i)
+
+
+def test_xor_distance_is_a_metric_on_keys() -> None:
+    a, b = os.urandom(32), os.urandom(32)
+    assert distance(a, a) == 0 and distance(a, b) == distance(b, a) > 0
+    assert bucket_index(a, a) == -1
+
+
+def test_random_key_lands_in_the_asked_bucket() -> None:
+    me = os.urandom(32)
+    for index in (0, 1, 7, 128, 255):
+        assert bucket_index(me, random_key_in_bucket(me, index)) == index
+
+
+def test_full_bucket_returns_least_recently_seen_instead_of_adding() -> None:
+    table = RoutingTable(b"\x00" * 32, k=2)
+    # Keys whose top bit is set all fall in bucket 255 of the all-zero self key.
+    peers = []
+    while len(peers) < 3:
+        p = _peer(len(peers))
+        if p.dht_key[0] & 0x80:
+            peers.append(p)
+    assert table.add(peers[0]) == (True, None)
+    assert table.add(peers[1]) == (True, None)
+    assert table.add(peers[0]) == (False, None)  # seen again: now most recent
+    assert table.add(peers[2]) == (False, peers[1])
+    assert peers[2] not in table and len(table) == 2
+    assert table.remove(peers[1]) and table.add(peers[2]) == (True, None)
+
+
+def test_closest_matches_brute_force_order() -> None:
+    table = RoutingTable(os.urandom(32), k=20)
+    for i in range(300):
+        table.add(_peer(i))
+    target = os.urandom(32)
+    known = table.peers()
+    expected = sorted(known, key=lambda p: distance(p.dht_key, target))[:20]
+    assert table.closest(target, 20) == expected
+    assert table.closest(target, 5, exclude=[expected[0].peer_id]) == expected[1:6]
+    assert table.refresh_indices() and max(table.refresh_indices()) == 255

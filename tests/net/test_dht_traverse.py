@@ -1,0 +1,63 @@
+"""Iterative look-up against an in-memory network of routing tables (I/O passed in)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+
+from sedma.net.dht.routing import RoutingTable, distance
+from sedma.net.dht.traverse import Answer, iterative_lookup
+from sedma.net.types import PeerError, PeerInfo
+
+
+def _network(n: int, k: int = 20) -> tuple[list[PeerInfo], dict[bytes, RoutingTable]]:
+    peers = [PeerInfo(b"\x12\x20" + os.urandom(32), "127.0.0.1", 1 + i) for i in range(n)]
+    tables = {p.peer_id: RoutingTable(p.dht_key, k=k) for p in peers}
+    for p in peers:
+        for q in peers:
+            tables[p.peer_id].add(q)
+    return peers, tables
+
+
+def test_lookup_finds_true_k_closest_within_log_hops_and_aggregates_all_values() -> None:
+    peers, tables = _network(256)
+    target = os.urandom(32)
+    truth = sorted(peers, key=lambda p: distance(p.dht_key, target))[:20]
+    holders = {p.peer_id for p in truth[::4]}  # every 4th of the closest holds a provider
+
+    async def query(peer: PeerInfo) -> Answer:
+        await asyncio.sleep(0)
+        vals = [peer.peer_id] if peer.peer_id in holders else []
+        return Answer(tables[peer.peer_id].closest(target, 20), vals)
+
+    start = peers[0]
+    seeds = tables[start.peer_id].closest(os.urandom(32), 3)  # far seeds: the look-up must walk
+    result = asyncio.run(iterative_lookup(target, seeds, query))
+    assert [p.peer_id for p in result.closest] == [p.peer_id for p in truth]
+    assert set(result.values) == holders  # no partial provider answers
+    assert result.hops <= math.ceil(math.log2(256)) + 2
+
+
+def test_dead_peers_are_skipped_and_stragglers_not_awaited() -> None:
+    peers, tables = _network(64, k=64)  # every peer knows every other: no gaps
+    target = os.urandom(32)
+    order = sorted(peers, key=lambda p: distance(p.dht_key, target))
+    dead = {p.peer_id for p in order[:25:2]}  # half of the closest are dead
+    hung = order[-1].peer_id  # farthest peer never answers
+
+    async def query(peer: PeerInfo) -> Answer:
+        if peer.peer_id in dead:
+            raise PeerError("refused")
+        if peer.peer_id == hung:
+            await asyncio.sleep(60)
+        # Answers name more than k peers, so enough live ones are known without the hung one.
+        return Answer(tables[peer.peer_id].closest(target, 40))
+
+    t0 = time.perf_counter()
+    result = asyncio.run(iterative_lookup(target, [order[-1], *order[30:33]], query))
+    assert time.perf_counter() - t0 < 2.0
+    alive = [p.peer_id for p in order if p.peer_id not in dead][:20]
+    assert [p.peer_id for p in result.closest] == alive
+    assert {p.peer_id for p in result.failed} <= dead
