@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -162,5 +162,43 @@ def load_pool(path: str | Path) -> DevicePool:
             raise InputError(f"{p}: devices[{i}] is not a mapping")
         devices.append(_device_from_mapping(raw, f"{p}: devices[{i}]"))
     pool = DevicePool(tuple(devices))
+    pool.validate()
+    return pool
+
+
+class _DeviceLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_tile(self) -> int: ...
+    @property
+    def pulse_width_s(self) -> float: ...
+
+
+def device_pool(
+    device: _DeviceLike,
+    *,
+    sizes: Iterable[int] = DEFAULT_SIZES,
+    count: int = 1 << 20,
+    memory_mb: float = 4096.0,
+) -> DevicePool:
+    """One pool entry per array size of a material's device model, sizes capped at its max_tile."""
+    allowed = sorted({int(s) for s in sizes if 2 <= int(s) <= int(device.max_tile)})
+    if not allowed:
+        raise InputError(
+            f"no array size in {sorted(sizes)} fits device {device.name!r} (max_tile {device.max_tile})"
+        )
+    devs = tuple(
+        PoolDevice(
+            f"{device.name}-{s}",
+            s,
+            count,
+            device.name,
+            memory_mb=memory_mb,
+            pulse_s=float(device.pulse_width_s),
+        )
+        for s in allowed
+    )
+    pool = DevicePool(devs)
     pool.validate()
     return pool
