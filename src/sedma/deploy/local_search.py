@@ -1,0 +1,197 @@
+"""Capacity-aware iterated local search for Eq. 11: relocate, swap, kicks, strategic oscillation.
+
+Delta evaluation is incremental: ``A[i, k] = Σ_j traffic[i, j]·netcost[p_j, k]`` is kept up to
+date with one rank-1 update per move, so every relocate delta (all n×m at once) and every swap
+delta (all n×n at once) is a handful of numpy array operations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from sedma.deploy.objective import Floats, Ints, Problem, feasible, objective
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class LocalSearchConfig:
+    """Options of the search; ``stall_kicks`` stops early after that many kicks without gain."""
+
+    time_limit: float = 2.0
+    seed: int = 0
+    stall_kicks: int | None = None
+    kick_size: int = 0  # agents moved by a random kick; 0 = max(2, n // 25)
+
+    def validate(self) -> None:
+        if self.time_limit <= 0:
+            raise ValueError("time_limit must be > 0")
+        if self.stall_kicks is not None and self.stall_kicks < 0:
+            raise ValueError("stall_kicks must be >= 0")
+
+
+class _State:
+    """A (possibly over-capacity) placement with its incremental cost matrix and node loads."""
+
+    def __init__(self, problem: Problem, placement: Ints) -> None:
+        self.pb = problem
+        self.p = placement.astype(np.int64).copy()
+        self.A = problem.traffic @ problem.netcost[self.p, :]
+        self.cpu = np.bincount(self.p, weights=problem.cpu, minlength=problem.m).astype(np.float64)
+        self.mem = np.bincount(self.p, weights=problem.mem, minlength=problem.m).astype(np.float64)
+
+    def move(self, i: int, k: int) -> None:
+        old = int(self.p[i])
+        if old == k:
+            return
+        self.A += np.outer(self.pb.traffic[:, i], self.pb.netcost[k] - self.pb.netcost[old])
+        self.cpu[old] -= self.pb.cpu[i]
+        self.mem[old] -= self.pb.mem[i]
+        self.cpu[k] += self.pb.cpu[i]
+        self.mem[k] += self.pb.mem[i]
+        self.p[i] = k
+
+    def excess(self) -> float:
+        """Capacity violation, as fractions of each node's capacity (0 when feasible)."""
+        over_c = np.maximum(self.cpu - self.pb.cap_cpu, 0) / self.pb.cap_cpu
+        over_m = np.maximum(self.mem - self.pb.cap_mem, 0) / self.pb.cap_mem
+        return float(over_c.sum() + over_m.sum())
+
+    def value(self) -> float:
+        return objective(self.pb, self.p)
+
+
+def _excess_of(load: Floats, cap: Floats) -> Floats:
+    return np.asarray(np.maximum(load - cap, 0.0) / cap, dtype=np.float64)
+
+
+def _relocate_deltas(s: _State, mu: float | None) -> Floats:
+    """(n, m) objective change of moving i to k; infeasible moves are +inf unless penalised by mu."""
+    pb, ar = s.pb, np.arange(s.pb.n)
+    total = s.A + pb.unary
+    delta = total - total[ar, s.p][:, None]
+    new_cpu = s.cpu[None, :] + pb.cpu[:, None]
+    new_mem = s.mem[None, :] + pb.mem[:, None]
+    if mu is None:
+        ok = (new_cpu <= pb.cap_cpu + _EPS) & (new_mem <= pb.cap_mem + _EPS)
+        delta = np.where(ok, delta, np.inf)
+    else:
+        gain_in = (_excess_of(new_cpu, pb.cap_cpu) - _excess_of(s.cpu, pb.cap_cpu)) + (
+            _excess_of(new_mem, pb.cap_mem) - _excess_of(s.mem, pb.cap_mem)
+        )
+        src_cpu, src_mem = s.cpu[s.p] - pb.cpu, s.mem[s.p] - pb.mem
+        gain_out = (_excess_of(src_cpu, pb.cap_cpu[s.p]) - _excess_of(s.cpu[s.p], pb.cap_cpu[s.p])) + (
+            _excess_of(src_mem, pb.cap_mem[s.p]) - _excess_of(s.mem[s.p], pb.cap_mem[s.p])
+        )
+        delta = delta + mu * (gain_in + gain_out[:, None])
+    delta[ar, s.p] = 0.0
+    return np.asarray(delta, dtype=np.float64)
+
+
+def _swap_deltas(s: _State) -> Floats:
+    """(n, n) objective change of exchanging the nodes of i and j; infeasible or same node: +inf."""
+    pb, ar = s.pb, np.arange(s.pb.n)
+    total = s.A + pb.unary
+    E = total[:, s.p] - total[ar, s.p][:, None]
+    D = E + E.T + 2.0 * pb.traffic * pb.netcost[np.ix_(s.p, s.p)]
+    cpu_i = (s.cpu[s.p] - pb.cpu)[:, None] + pb.cpu[None, :]  # node of i after the swap
+    mem_i = (s.mem[s.p] - pb.mem)[:, None] + pb.mem[None, :]
+    ok = (cpu_i <= pb.cap_cpu[s.p][:, None] + _EPS) & (mem_i <= pb.cap_mem[s.p][:, None] + _EPS)
+    ok &= ok.T & (s.p[:, None] != s.p[None, :])
+    return np.asarray(np.where(ok, D, np.inf), dtype=np.float64)
+
+
+def _descend(s: _State, mu: float | None, *, swaps: bool, deadline: float) -> None:
+    """Steepest descent: best relocation, else best swap, until neither improves."""
+    while time.perf_counter() < deadline:
+        d = _relocate_deltas(s, mu)
+        flat = int(np.argmin(d))
+        if d.flat[flat] < -_EPS:
+            s.move(*divmod(flat, s.pb.m))
+            continue
+        if not swaps or s.pb.n < 2:
+            return
+        sw = _swap_deltas(s)
+        flat = int(np.argmin(sw))
+        if not sw.flat[flat] < -_EPS:
+            return
+        i, j = divmod(flat, s.pb.n)
+        pi, pj = int(s.p[i]), int(s.p[j])
+        s.move(i, pj)
+        s.move(j, pi)
+
+
+def _kick(s: _State, rng: np.random.Generator, size: int) -> None:
+    """Perturb: move a co-located group of talking agents together, or scatter a few at random."""
+    pb = s.pb
+    if pb.m < 2:
+        return
+    if rng.random() < 0.5:
+        i = int(rng.integers(pb.n))
+        group = np.flatnonzero((pb.traffic[i] > 0) & (s.p == s.p[i]))
+        group = np.concatenate(([i], rng.permutation(group)[: max(0, size - 1)]))
+        target = int(rng.integers(pb.m - 1))
+        target += target >= s.p[i]
+        for j in group:
+            s.move(int(j), target)
+        return
+    for j in rng.choice(pb.n, size=min(size, pb.n), replace=False):
+        s.move(int(j), int(rng.integers(pb.m)))
+
+
+def _oscillate(s: _State, mu: float, deadline: float) -> float:
+    """Strategic oscillation: penalised descent, raising the penalty until the state is feasible."""
+    for _ in range(12):
+        _descend(s, mu, swaps=False, deadline=deadline)
+        if s.excess() <= _EPS:
+            return max(mu / 1.5, _EPS)
+        mu *= 2.0
+    return mu
+
+
+def local_search(problem: Problem, starts: list[Ints], config: LocalSearchConfig) -> tuple[Ints, float]:
+    """Best feasible placement found from ``starts`` (each feasible) within the time limit."""
+    config.validate()
+    if not starts:
+        raise ValueError("local search needs at least one feasible start")
+    t_end = time.perf_counter() + config.time_limit
+    rng = np.random.default_rng(config.seed)
+    best_p, best_v = starts[0].copy(), objective(problem, starts[0])
+    cur: _State | None = None
+    for start in starts:
+        s = _State(problem, start)
+        _descend(s, None, swaps=True, deadline=t_end)
+        v = s.value()
+        if cur is None or v < best_v - _EPS:
+            cur, best_p, best_v = s, s.p.copy(), v
+    assert cur is not None
+    size = config.kick_size or max(2, problem.n // 25)
+    mu = _initial_penalty(problem)
+    cur_v, stall = best_v, 0
+    while time.perf_counter() < t_end and (config.stall_kicks is None or stall < config.stall_kicks):
+        trial = _State(problem, cur.p)
+        _kick(trial, rng, size)
+        mu = _oscillate(trial, mu, t_end)
+        if trial.excess() > _EPS:
+            stall += 1
+            continue
+        _descend(trial, None, swaps=True, deadline=t_end)
+        v = trial.value()
+        stall = 0 if v < best_v - _EPS else stall + 1
+        if v < best_v - _EPS and feasible(problem, trial.p):
+            best_p, best_v = trial.p.copy(), v
+        # Accept sideways and slightly worse moves now and then to leave plateaus.
+        if v < cur_v + _EPS or rng.random() < 0.05:
+            cur, cur_v = trial, v
+        elif rng.random() < 0.1:
+            cur, cur_v = _State(problem, best_p), best_v
+    return best_p, best_v
+
+
+def _initial_penalty(problem: Problem) -> float:
+    """Penalty per unit of capacity overflow: an average agent's traffic over the dearest link."""
+    scale = float(problem.traffic.sum(axis=1).mean() * problem.netcost.max() + problem.unary.max())
+    return max(scale, 1e-6)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sedma.deploy.baselines import first_fit_decreasing, greedy, k8s_native
+from sedma.deploy.exact import branch_and_bound
+from sedma.deploy.generator import random_cluster, random_workflow
+from sedma.deploy.local_search import LocalSearchConfig, local_search
+from sedma.deploy.objective import build_problem, feasible, objective
+
+from ._cases import random_problem
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_local_search_feasible_and_never_worse_than_k8s_native(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pb = random_problem(int(rng.integers(10, 40)), int(rng.integers(3, 9)), seed=seed, load=0.7)
+    k8s = k8s_native(pb, seed=seed)
+    if k8s is None:
+        pytest.skip("k8s-native could not place this instance")
+    p, v = local_search(pb, [k8s], LocalSearchConfig(time_limit=0.3, seed=seed))
+    assert feasible(pb, p)
+    assert v == pytest.approx(objective(pb, p))
+    assert v <= objective(pb, k8s) + 1e-9
+
+
+def test_local_search_reaches_the_exact_optimum_on_small_instances() -> None:
+    hits = 0
+    for seed in range(5):
+        pb = random_problem(8, 3, seed=seed + 20, load=0.6)
+        start = first_fit_decreasing(pb)
+        assert start is not None
+        opt = branch_and_bound(pb, start, time_limit=30)
+        _, v = local_search(pb, [start], LocalSearchConfig(time_limit=0.2, seed=seed))
+        assert v >= opt.value - 1e-9
+        hits += v <= opt.value + 1e-9
+    assert hits >= 4
+
+
+def test_local_search_beats_k8s_native_on_generated_instance() -> None:
+    cl = random_cluster(8, seed=1)
+    pb = build_problem(random_workflow(40, cl, seed=1), cl)
+    k8s, gr = k8s_native(pb, seed=1), greedy(pb)
+    assert k8s is not None
+    p, v = local_search(
+        pb, [x for x in (k8s, gr) if x is not None], LocalSearchConfig(time_limit=0.5, seed=1)
+    )
+    assert feasible(pb, p) and v < objective(pb, k8s)
+
+
+def test_stall_limit_stops_early() -> None:
+    import time
+
+    pb = random_problem(6, 2, seed=1)
+    start = first_fit_decreasing(pb)
+    assert start is not None
+    t = time.perf_counter()
+    local_search(pb, [start], LocalSearchConfig(time_limit=30, seed=0, stall_kicks=20))
+    assert time.perf_counter() - t < 10
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError):
+        LocalSearchConfig(time_limit=0).validate()
