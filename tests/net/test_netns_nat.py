@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from netns_harness import LineWatcher, NetnsLab, nat_lab, netns_unavailable_reason
+from nat_procs import addr_arg, dial_in, start_in
+from netns_harness import LineWatcher, NatTopology, NetnsLab, nat_lab, netns_unavailable_reason
 
 pytestmark = pytest.mark.netns
 
@@ -31,7 +34,7 @@ while True:
 _ECHO_CLIENT = """
 import socket, sys
 try:
-    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as s:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1) as s:
         s.sendall(b"ping")
         print("REPLY", s.recv(64).decode(), flush=True)
 except OSError as exc:
@@ -70,3 +73,75 @@ def test_lab_close_removes_every_namespace_and_process() -> None:
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(name in listed for name in names)
     assert all(p.poll() is not None for p in procs)
+
+
+# -- peers as real processes: relay and public dialer in "pub", targets behind NAT routers -----------
+@pytest.fixture(scope="module")
+def cone_nat() -> Iterator[tuple[NetnsLab, NatTopology, dict[str, Any], dict[str, Any]]]:
+    """Two port-preserving masquerade NATs; the target sits behind the first."""
+    yield from _swarm(random_ports=False)
+
+
+@pytest.fixture(scope="module")
+def symmetric_nat() -> Iterator[tuple[NetnsLab, NatTopology, dict[str, Any], dict[str, Any]]]:
+    """Two NATs that pick a random port per destination (``masquerade random``)."""
+    yield from _swarm(random_ports=True)
+
+
+def _swarm(*, random_ports: bool) -> Iterator[tuple[NetnsLab, NatTopology, dict[str, Any], dict[str, Any]]]:
+    with nat_lab(sites=2, random_ports=random_ports) as (lab, topo):
+        relay = start_in(lab, topo.pub_ns, ["relay", "--host", topo.pub_ip])
+        site = topo.sites[0]
+        target = start_in(lab, site.host_ns, ["target", "--host", site.host_ip, "--relay", addr_arg(relay)])
+        yield lab, topo, relay, target
+
+
+def test_direct_dial_into_the_nat_fails_and_the_relay_carries_rpc_and_a_tensor(
+    cone_nat: tuple[NetnsLab, NatTopology, dict[str, Any], dict[str, Any]],
+) -> None:
+    lab, topo, relay, target = cone_nat
+    assert target["host"] == topo.sites[0].host_ip
+    assert target["observed"][0] == topo.sites[0].public_ip  # the relay saw the NAT's address
+    direct = dial_in(lab, topo.pub_ns, ["--direct-only", "--target", addr_arg(target)])
+    assert direct["ok"] is False and "unreachable" in direct["error"]
+    args = ["--relay", addr_arg(relay), "--target", addr_arg(target), "--manifest", target["manifest"]]
+    via = dial_in(lab, topo.pub_ns, [*args, "--no-punch"])
+    assert via["ok"] is True, via
+    assert via["proven_peer_id"] == target["peer_id"]  # end-to-end handshake through the relay
+    assert via["echo"] == "ping" and via["path"] == "relay" and via["target_paths"][-1] == "relay"
+    assert via["sha256"] == target["sha256"]
+
+
+def test_public_peer_upgrades_to_a_direct_connection_the_nated_peer_opens(
+    cone_nat: tuple[NetnsLab, NatTopology, dict[str, Any], dict[str, Any]],
+) -> None:
+    lab, topo, relay, target = cone_nat
+    args = ["--relay", addr_arg(relay), "--target", addr_arg(target), "--manifest", target["manifest"]]
+    result = dial_in(lab, topo.pub_ns, args)
+    assert result["ok"] is True, result
+    assert result["path"] == "holepunch" and result["target_paths"][-1] == "holepunch"
+    assert result["sha256"] == target["sha256"]
+
+
+def test_hole_punching_through_two_port_preserving_nats(
+    cone_nat: tuple[NetnsLab, NatTopology, dict[str, Any], dict[str, Any]],
+) -> None:
+    lab, topo, relay, target = cone_nat
+    args = ["--relay", addr_arg(relay), "--target", addr_arg(target), "--manifest", target["manifest"]]
+    result = dial_in(lab, topo.sites[1].host_ns, args)
+    assert result["ok"] is True, result
+    assert result["path"] == "holepunch" and result["target_paths"][-1] == "holepunch"
+    assert result["proven_peer_id"] == target["peer_id"]
+    assert result["sha256"] == target["sha256"]
+
+
+def test_symmetric_nats_defeat_hole_punching_and_the_relay_is_kept(
+    symmetric_nat: tuple[NetnsLab, NatTopology, dict[str, Any], dict[str, Any]],
+) -> None:
+    lab, topo, relay, target = symmetric_nat
+    args = ["--relay", addr_arg(relay), "--target", addr_arg(target), "--manifest", target["manifest"]]
+    result = dial_in(lab, topo.sites[1].host_ns, args)
+    assert result["ok"] is True, result
+    assert result["path"] == "relay" and result["target_paths"][-1] == "relay"
+    assert result["proven_peer_id"] == target["peer_id"]
+    assert result["sha256"] == target["sha256"]

@@ -1,0 +1,111 @@
+"""Hole punching after a relayed connection: upgrade to a direct socket, or stay on the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from nat_procs import addr_arg, dial_local, start_local
+
+from sedma.errors import ConfigError
+from sedma.net.holepunch import NatTransport, PunchConfig, candidate_addrs
+from sedma.net.identity import Identity
+from sedma.net.relay import RelayServer
+from sedma.net.rpc import Caller, RpcEndpoint
+from sedma.net.types import PeerInfo
+
+
+def test_candidates_are_the_observed_then_the_local_address_without_duplicates() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        local = ("127.0.0.1", sock.getsockname()[1])
+        assert candidate_addrs(sock, ("10.200.0.10", 4242)) == [("10.200.0.10", 4242), local]
+        assert candidate_addrs(sock, local) == [local]
+        assert candidate_addrs(sock, None) == [local]
+
+
+@pytest.mark.parametrize("field", ["deadline", "retry_every", "exchange_timeout"])
+def test_punch_config_refuses_non_positive_times(field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        PunchConfig(**{field: 0.0}).validate()
+
+
+async def _pair(*, dialer_punch: bool, target_punch: bool) -> tuple[str, list[str], bytes, bytes]:
+    """One relay, a reserved target and a dialer in this process; returns what each side saw."""
+    relay = RelayServer(Identity.generate())
+    host, port = await relay.start()
+    addr = (relay.identity.peer_id, host, port)
+    target = Identity.generate()
+    t_transport = NatTransport(target, punch=PunchConfig(enabled=target_punch))
+    server = RpcEndpoint(target, t_transport)
+
+    async def whoami(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        return {"you": caller.peer_id}
+
+    server.register("whoami", whoami)
+    await server.listen()
+    await t_transport.reserve(addr)
+    me = Identity.generate()
+    d_transport = NatTransport(me, punch=PunchConfig(enabled=dialer_punch))
+    client = RpcEndpoint(me, d_transport)
+    peer = PeerInfo(target.peer_id, "127.0.0.1", 1, relay=addr)
+    d_transport.add_route(peer)
+    try:
+        seen = await client.request(peer, "whoami", {})
+        rpc = await client.connection(peer)
+        assert rpc.caller is not None
+        return d_transport.paths[target.peer_id], t_transport.inbound_paths, seen["you"], rpc.caller.peer_id
+    finally:
+        await client.close()
+        await server.close()
+        await t_transport.close()
+        await relay.close()
+
+
+def test_both_sides_upgrade_to_a_direct_socket_when_they_can() -> None:
+    path, inbound, seen, proven = asyncio.run(_pair(dialer_punch=True, target_punch=True))
+    assert (path, inbound) == ("holepunch", ["holepunch"])
+    assert seen != proven  # each side proved its own id over the punched socket
+
+
+@pytest.mark.parametrize(("dialer", "target"), [(True, False), (False, True)])
+def test_a_side_that_declines_keeps_both_on_the_relay(dialer: bool, target: bool) -> None:
+    path, inbound, _, _ = asyncio.run(_pair(dialer_punch=dialer, target_punch=target))
+    assert (path, inbound) == ("relay", ["relay"])
+
+
+@pytest.fixture(scope="module")
+def relay_and_target() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        relay = start_local(["relay"], procs)
+        target = start_local(["target", "--relay", addr_arg(relay)], procs)
+        yield relay, target
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_processes_upgrade_a_relayed_connection_and_move_a_tensor_directly(
+    relay_and_target: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    relay, target = relay_and_target
+    result = dial_local(
+        [
+            "--relay",
+            addr_arg(relay),
+            "--target",
+            addr_arg(target, host="127.0.0.2"),
+            "--manifest",
+            target["manifest"],
+        ]
+    )
+    assert result["ok"] is True, result
+    assert result["path"] == "holepunch" and result["target_paths"][-1] == "holepunch"
+    assert result["proven_peer_id"] == target["peer_id"]
+    assert result["sha256"] == target["sha256"]
