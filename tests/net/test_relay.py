@@ -191,8 +191,8 @@ def test_end_to_end_handshake_exposes_a_relay_that_swaps_peers() -> None:
         await transport.reserve(addr)
         relay.swap_to = impostor.peer_id
         honest = Identity.generate()  # the peer the dialer wants; it never reserved anything
-        client_transport = NatTransport(Identity.generate(), punch=PunchConfig(enabled=False))
-        client = RpcEndpoint(client_transport.identity, client_transport)
+        client_transport = NatTransport(punch=PunchConfig(enabled=False))
+        client = RpcEndpoint(Identity.generate(), client_transport)
         wanted = PeerInfo(honest.peer_id, "127.0.0.1", 1, relay=addr)
         client_transport.add_route(wanted)
         with pytest.raises(PeerError, match="not the expected peer"):

@@ -290,7 +290,7 @@ class NatTransport(Transport):
 
     def __init__(
         self,
-        identity: Identity,
+        identity: Identity | None = None,
         *,
         inner: TcpTransport | None = None,
         punch: PunchConfig | None = None,
@@ -342,9 +342,18 @@ class NatTransport(Transport):
         self._on_connection = on_connection
         return await self.inner.listen(host, port, on_connection)
 
-    async def reserve(self, relay: RelayAddr, *, refresh_every: float | None = 60.0) -> RelayReservation:
-        """Hold a slot on ``relay`` so peers can reach us there; circuits arrive as inbound."""
-        reservation = RelayReservation(self.identity, relay, self._on_circuit, refresh_every=refresh_every)
+    async def reserve(
+        self, relay: RelayAddr, *, identity: Identity | None = None, refresh_every: float | None = 60.0
+    ) -> RelayReservation:
+        """Hold a slot on ``relay`` so peers can reach us there; circuits arrive as inbound.
+
+        ``identity`` defaults to the one given at construction (a node creates its identity
+        only when it starts, after its transport).
+        """
+        ident = identity or self.identity
+        if ident is None:
+            raise ConfigError("NatTransport.reserve needs the node's identity")
+        reservation = RelayReservation(ident, relay, self._on_circuit, refresh_every=refresh_every)
         await reservation.open()
         self.reservations.append(reservation)
         return reservation

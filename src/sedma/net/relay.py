@@ -208,21 +208,15 @@ class SocketChannel:
     async def send(self, body: dict[str, Any]) -> None:
         await self._loop.sock_sendall(self.sock, pack(body))
 
-    async def _exact(self, n: int) -> bytes:
-        return await recv_exact(self.sock, n)
-
     async def recv(self, timeout: float | None) -> dict[str, Any]:
         async def one() -> dict[str, Any]:
-            head = await self._exact(HEADER_SIZE)
-            return unpack(head, await self._exact(body_length(head)))
+            head = await recv_exact(self.sock, HEADER_SIZE)
+            return unpack(head, await recv_exact(self.sock, body_length(head)))
 
         try:
             return await asyncio.wait_for(one(), timeout)
         except TimeoutError as exc:
             raise PeerError(f"relay did not answer within {timeout} s") from exc
-
-    def detach(self) -> socket.socket:
-        return self.sock
 
 
 def reuse_socket(local: Address | None = None) -> socket.socket:
@@ -238,9 +232,9 @@ def reuse_socket(local: Address | None = None) -> socket.socket:
     return sock
 
 
-async def open_channel(addr: Address, *, timeout: float, local: Address | None = None) -> SocketChannel:
-    """Connect to ``addr`` from a reusable socket (optionally from a fixed local address)."""
-    sock = reuse_socket(local)
+async def open_channel(addr: Address, *, timeout: float) -> SocketChannel:
+    """Connect to ``addr`` from a port-sharing socket, so hole punching can reuse its port."""
+    sock = reuse_socket()
     try:
         await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, addr), timeout)
     except (OSError, TimeoutError) as exc:
@@ -278,7 +272,7 @@ def check_relay_proof(greeting: dict[str, Any], reply: dict[str, Any], nonce: by
 
 
 # -- the relay service ----------------------------------------------------------------------------
-async def _read_msg(reader: asyncio.StreamReader, timeout: float) -> dict[str, Any]:
+async def _read_msg(reader: asyncio.StreamReader, timeout: float | None) -> dict[str, Any]:
     head = await asyncio.wait_for(reader.readexactly(HEADER_SIZE), timeout)
     return unpack(head, await asyncio.wait_for(reader.readexactly(body_length(head)), timeout))
 
@@ -388,9 +382,7 @@ class RelayServer:
         _send(writer, self._granted(expires, writer, relay_proof(self.identity, their_nonce, peer_id)))
         try:
             while True:  # refreshes until the peer goes away
-                head = await reader.readexactly(HEADER_SIZE)
-                body = unpack(head, await reader.readexactly(body_length(head)))
-                if body.get("op") == "refresh":
+                if (await _read_msg(reader, None)).get("op") == "refresh":
                     expires = self.book.reserve(peer_id, owner, time.monotonic())
                     _send(writer, self._granted(expires, writer, None))
         finally:
