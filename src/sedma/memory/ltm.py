@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, not_, select
+from sqlalchemy import ColumnElement, Connection, delete, func, select
 from sqlalchemy.exc import DBAPIError
 
 from sedma.errors import ConfigError, InputError, StorageError
@@ -21,6 +21,7 @@ from sedma.memory.engine import is_sqlite, make_engine, with_retries, write_txn
 from sedma.memory.jsonl import ImportRow, read_jsonl
 from sedma.memory.records import EvictionWeights, Record, check_name, check_score, encode_value
 from sedma.memory.schema import RECORDS_TABLE, ensure_schema, records
+from sedma.memory.statements import RECORD_COLS, Statements
 from sedma.memory.urls import parse_ltm_url, redact, resolve_ltm_url
 
 T = TypeVar("T")
@@ -28,16 +29,6 @@ Key = tuple[str, str, str]
 #: A cache entry: the record, plus its value pickled when mutable (copied afresh per hit).
 _Entry = tuple[Record, bytes | None]
 
-_COLS = (
-    records.c.layer,
-    records.c.kind,
-    records.c.key,
-    records.c.value,
-    records.c.score,
-    records.c.uses,
-    records.c.created_at,
-    records.c.updated_at,
-)
 DEFAULT_CAPACITY = 10_000
 DEFAULT_CACHE_SIZE = 4096
 
@@ -63,7 +54,7 @@ class LongTermMemory:
         self._cache: LruCache[Key, _Entry] = LruCache(cache_size)
         self._lock = threading.Lock()
         self._reader: Any = None
-        self._get_sql, self._get_order = self._compile_get()
+        self._sql = Statements(self._engine.dialect)
         try:
             self.schema_version = self._retry(self._open_schema, "open")
         except BaseException:
@@ -95,14 +86,14 @@ class LongTermMemory:
 
     def query(self, layer: str | None = None, kind: str | None = None, key_prefix: str = "") -> list[Record]:
         """Every record matching layer/kind (None: any) whose key starts with key_prefix, by key."""
-        stmt = select(*_COLS).where(*_filters(layer, kind, key_prefix))
+        stmt = select(*RECORD_COLS).where(*_filters(layer, kind, key_prefix))
         stmt = stmt.order_by(records.c.layer, records.c.kind, records.c.key)
         return self._read(lambda conn: [_to_record(r) for r in conn.execute(stmt)], "query")
 
     def top_k(self, layer: str, kind: str, k: int, key_prefix: str = "") -> list[Record]:
         """The k best-scored records of (layer, kind) under key_prefix, best first."""
         _check_int("k", k, minimum=0, error=InputError)
-        stmt = select(*_COLS).where(*_filters(layer, kind, key_prefix))
+        stmt = select(*RECORD_COLS).where(*_filters(layer, kind, key_prefix))
         stmt = stmt.order_by(records.c.score.desc(), records.c.updated_at.desc()).limit(k)
         return self._read(lambda conn: [_to_record(r) for r in conn.execute(stmt)], "top_k")
 
@@ -156,7 +147,9 @@ class LongTermMemory:
     def delete(self, layer: str, kind: str, key: str) -> bool:
         """Remove one record; True when it existed."""
         k = (layer, kind, key)
-        return self._write(lambda conn: conn.execute(delete(records).where(_pk(k))).rowcount > 0, "delete", k)
+        return bool(
+            self._write(lambda conn: self._sql.delete.run(conn, **_pk_params(k)).rowcount > 0, "delete", k)
+        )
 
     def clear(self) -> None:
         """Remove every record."""
@@ -241,68 +234,57 @@ class LongTermMemory:
                 self._cache.invalidate(e)
 
     def _upsert(self, conn: Connection, k: Key, text: str, score: float, *, force: bool) -> Record | None:
-        now = time.time()
-        cur = conn.execute(
-            select(records.c.score, records.c.uses, records.c.created_at).where(_pk(k))
-        ).first()
+        now, pk, st = time.time(), _pk_params(k), self._sql
+        cur = st.head.run(conn, **pk).first()
         if cur is not None and not force and score < cur[0]:
             return None
         uses, created = (0, now) if cur is None else (int(cur[1]), float(cur[2]))
+        merit = self.eviction.merit(score, uses, now)
         bonus = self.eviction.use_bonus(uses)
-        fields = {
-            "value": text,
-            "score": score,
-            "updated_at": now,
-            "touched_at": now,
-            "use_bonus": bonus,
-            "merit": self.eviction.merit(score, uses, now),
-        }
         if cur is None:
-            conn.execute(
-                records.insert().values(layer=k[0], kind=k[1], key=k[2], uses=0, created_at=now, **fields)
-            )
-            self._evict(conn, keep=[k])
+            row = dict(pk, value=text, score=score, uses=0, created_at=now, updated_at=now, touched_at=now)
+            st.insert.run(conn, **row, use_bonus=bonus, merit=merit)
+            self._evict(conn, keep=k)
         else:
-            conn.execute(records.update().where(_pk(k)).values(**fields))
+            new = {"new_value": text, "new_score": score, "new_updated_at": now, "new_touched_at": now}
+            st.update.run(conn, **pk, **new, new_use_bonus=bonus, new_merit=merit)
         return Record(k[0], k[1], k[2], json.loads(text), score, uses, created, now)
 
     def _use(self, conn: Connection, k: Key) -> bool:
-        cur = conn.execute(select(records.c.score, records.c.uses).where(_pk(k))).first()
+        pk = _pk_params(k)
+        cur = self._sql.head.run(conn, **pk).first()
         if cur is None:
             return False
         now, uses = time.time(), int(cur[1]) + 1
         bonus, merit = self.eviction.use_bonus(uses), self.eviction.merit(float(cur[0]), uses, now)
-        conn.execute(
-            records.update().where(_pk(k)).values(uses=uses, touched_at=now, use_bonus=bonus, merit=merit)
-        )
+        self._sql.use.run(conn, **pk, new_uses=uses, new_touched_at=now, new_use_bonus=bonus, new_merit=merit)
         return True
 
-    def _evict(self, conn: Connection, *, keep: Sequence[Key]) -> None:
-        """Delete the lowest-merit records beyond capacity, never one in ``keep`` (the newest)."""
-        excess = conn.execute(select(func.count()).select_from(records)).scalar_one() - self.capacity
+    def _evict(self, conn: Connection, *, keep: Key) -> None:
+        """Delete the lowest-merit records beyond capacity, never ``keep`` (the record just written)."""
+        excess = int(self._sql.count.run(conn).scalar_one()) - self.capacity
         if excess <= 0:
             return
-        stmt = select(records.c.layer, records.c.kind, records.c.key)
-        stmt = stmt.where(*(not_(_pk(k)) for k in keep[-1:]))
-        stmt = stmt.order_by(records.c.merit, records.c.touched_at).limit(excess)
-        victims: list[Key] = [(r[0], r[1], r[2]) for r in conn.execute(stmt)]
+        keep_params = {"keep_layer": keep[0], "keep_kind": keep[1], "keep_key": keep[2]}
+        victims: list[Key] = [
+            (r[0], r[1], r[2]) for r in self._sql.victims.run(conn, **keep_params, n=excess)
+        ]
         for v in victims:
-            conn.execute(delete(records).where(_pk(v)))
+            self._sql.delete.run(conn, **_pk_params(v))
         conn.info.get("sedma_evicted", []).extend(victims)
 
     def _import_txn(self, rows: list[ImportRow]) -> None:
         with write_txn(self._engine, RECORDS_TABLE) as conn:
             for row in rows:
                 self._import_one(conn, row)
-            self._evict(conn, keep=[(rows[-1].layer, rows[-1].kind, rows[-1].key)])
+            self._evict(conn, keep=(rows[-1].layer, rows[-1].kind, rows[-1].key))
 
     def _import_one(self, conn: Connection, row: ImportRow) -> None:
-        k = (row.layer, row.kind, row.key)
-        now = time.time()
-        cur = conn.execute(select(records.c.uses, records.c.created_at).where(_pk(k))).first()
-        uses = row.uses if row.uses is not None else (0 if cur is None else int(cur[0]))
-        created = row.created_at or (now if cur is None else float(cur[1]))
-        updated = row.updated_at or now
+        pk, now = _pk_params((row.layer, row.kind, row.key)), time.time()
+        cur = self._sql.head.run(conn, **pk).first()
+        uses = row.uses if row.uses is not None else (0 if cur is None else int(cur[1]))
+        created = row.created_at if row.created_at is not None else (now if cur is None else float(cur[2]))
+        updated = row.updated_at if row.updated_at is not None else now
         fields = {
             "value": row.value_json,
             "score": row.score,
@@ -314,34 +296,20 @@ class LongTermMemory:
             "merit": self.eviction.merit(row.score, uses, updated),
         }
         if cur is None:
-            conn.execute(records.insert().values(layer=k[0], kind=k[1], key=k[2], **fields))
+            self._sql.insert.run(conn, **pk, **fields)
         else:
-            conn.execute(records.update().where(_pk(k)).values(**fields))
-
-    def _compile_get(self) -> tuple[str, tuple[str, ...] | None]:
-        """The primary-key look-up compiled once to driver SQL: the uncached hot path skips SQLAlchemy."""
-        stmt = select(*_COLS).where(
-            records.c.layer == bindparam("layer"),
-            records.c.kind == bindparam("kind"),
-            records.c.key == bindparam("key"),
-        )
-        compiled = stmt.compile(dialect=self._engine.dialect)
-        order = compiled.positiontup
-        return str(compiled), tuple(order) if order else None
+            self._sql.replace.run(conn, **pk, **{f"new_{n}": v for n, v in fields.items()})
 
     def _fetch(self, k: Key) -> Sequence[Any] | None:
-        order = self._get_order
-        params: Any = k
-        if order is None:
-            params = {"layer": k[0], "kind": k[1], "key": k[2]}
-        elif order != ("layer", "kind", "key"):
-            params = tuple(k[("layer", "kind", "key").index(n)] for n in order)
+        get = self._sql.get
+        # SQLite's qmark order is (layer, kind, key): pass the key tuple itself on the hot path.
+        params: Any = k if get.order == ("layer", "kind", "key") else get.params(_pk_params(k))
         dbapi = self._engine.dialect.loaded_dbapi
         with self._lock:
             try:
                 cur = self._reader_conn().cursor()
                 try:
-                    cur.execute(self._get_sql, params)
+                    cur.execute(get.sql, params)
                     row: Sequence[Any] | None = cur.fetchone()
                 finally:
                     cur.close()
@@ -350,7 +318,7 @@ class LongTermMemory:
                 if not is_sqlite(self._engine) and self._reader is not None:
                     _close_quietly(self._reader)  # a broken PG connection is replaced on retry
                     self._reader = None
-                raise DBAPIError.instance(self._get_sql, params, exc, dbapi.Error) from exc
+                raise DBAPIError.instance(get.sql, params, exc, dbapi.Error) from exc
 
     def _reader_conn(self) -> Any:
         if self._reader is None:
@@ -367,8 +335,8 @@ def _checked(layer: str, kind: str, key: str, value: Any, score: float) -> tuple
     return k, encode_value(layer, kind, key, value), check_score(score, where=f"score of {k}")
 
 
-def _pk(k: Key) -> ColumnElement[bool]:
-    return and_(records.c.layer == k[0], records.c.kind == k[1], records.c.key == k[2])
+def _pk_params(k: Key) -> dict[str, str]:
+    return {"layer": k[0], "kind": k[1], "key": k[2]}
 
 
 def _filters(layer: str | None, kind: str | None, key_prefix: str) -> list[ColumnElement[bool]]:
