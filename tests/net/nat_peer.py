@@ -12,12 +12,15 @@ import hashlib
 import json
 import logging
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sedma.net.holepunch import NatTransport, PunchConfig
 from sedma.net.identity import Identity
+from sedma.net.node import Node, NodeConfig
 from sedma.net.relay import RelayLimits, RelayServer
 from sedma.net.rpc import Caller, RpcConfig, RpcEndpoint
 from sedma.net.tensor import Manifest, assemble_tensor, chunk_tensor
@@ -47,7 +50,79 @@ def _tensor(seed: int) -> np.ndarray[Any, Any]:
     return np.random.default_rng(seed).standard_normal((3, 200_000)).astype(np.float32)  # 2.3 MiB
 
 
+async def _node(args: argparse.Namespace, transport: NatTransport) -> Node:
+    """A full network node (DHT, block store, BitSwap-like exchange) on ``transport``."""
+    home = Path(tempfile.mkdtemp(prefix="sedma-nat-"))
+    config = NodeConfig(host=args.host, ephemeral=True, use_memory=False, home=home)
+    return await Node(config, transport=transport).start()
+
+
+async def run_node_target(args: argparse.Namespace) -> None:
+    transport = NatTransport(punch=PunchConfig(enabled=not args.no_punch))
+    node = await _node(args, transport)
+    arr = _tensor(args.seed)
+    cid = await node.put_tensor(arr, replicas=0)
+
+    async def echo(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        return {"x": body.get("x"), "you": caller.peer_id.hex()}
+
+    async def block(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        return {"data": node.store.get(str(body["cid"]))}
+
+    async def paths(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        return {"inbound": transport.inbound_paths}
+
+    for name, fn in (("nat.echo", echo), ("nat.block", block), ("nat.paths", paths)):
+        node.endpoint.register(name, fn)
+    reservation = await transport.reserve(_addr(args.relay), identity=node.identity)
+    info = node.info
+    _say(
+        "READY",
+        {
+            "peer_id": node.identity.peer_id.hex(),
+            "host": info.host,
+            "port": info.port,
+            "observed": reservation.observed,
+            "manifest": cid,
+            "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
+        },
+    )
+    await reservation.closed.wait()
+
+
+async def run_node_dial(args: argparse.Namespace) -> None:
+    transport = NatTransport(punch=PunchConfig(enabled=not args.no_punch))
+    node = await _node(args, transport)
+    tid, thost, tport = _addr(args.target)
+    peer = PeerInfo(tid, thost, tport, relay=_addr(args.relay))
+    transport.add_route(peer)
+    try:
+        manifest = Manifest.from_block((await node.exchange.fetch([args.manifest], [peer]))[args.manifest])
+        blocks = await node.exchange.fetch(list(manifest.blocks), [peer])  # verified against CIDs
+        arr = assemble_tensor(manifest, blocks, verify=True)
+        inbound = (await node.endpoint.request(peer, "nat.paths", {}))["inbound"]
+        rpc = await node.endpoint.connection(peer)
+    except PeerError as exc:
+        _say("RESULT", {"ok": False, "error": str(exc)})
+        return
+    assert rpc.caller is not None
+    _say(
+        "RESULT",
+        {
+            "ok": True,
+            "proven_peer_id": rpc.caller.peer_id.hex(),
+            "path": transport.paths.get(tid, "direct"),
+            "target_paths": inbound,
+            "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
+            "bytes_in": node.stats.bytes_in,
+        },
+    )
+    await node.stop()
+
+
 async def run_target(args: argparse.Namespace) -> None:
+    if args.node:
+        return await run_node_target(args)
     ident = Identity.generate()
     transport = NatTransport(ident, punch=PunchConfig(enabled=not args.no_punch))
     endpoint = RpcEndpoint(ident, transport)
@@ -89,6 +164,8 @@ async def _fetch_tensor(endpoint: RpcEndpoint, peer: PeerInfo, manifest_cid: str
 
 
 async def run_dial(args: argparse.Namespace) -> None:
+    if args.node:
+        return await run_node_dial(args)
     ident = Identity.generate()
     transport = NatTransport(ident, punch=PunchConfig(enabled=not args.no_punch))
     endpoint = RpcEndpoint(
@@ -132,6 +209,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-punch", action="store_true")
     parser.add_argument("--direct-only", action="store_true")
+    parser.add_argument("--node", action="store_true", help="run a full sedma.net.node.Node")
     parser.add_argument("--max-reservations", type=int, default=128)
     parser.add_argument("--circuit-bytes", type=int, default=256 << 20)
     args = parser.parse_args(argv)

@@ -92,7 +92,10 @@ def _swarm(*, random_ports: bool) -> Iterator[tuple[NetnsLab, NatTopology, dict[
     with nat_lab(sites=2, random_ports=random_ports) as (lab, topo):
         relay = start_in(lab, topo.pub_ns, ["relay", "--host", topo.pub_ip])
         site = topo.sites[0]
-        target = start_in(lab, site.host_ns, ["target", "--host", site.host_ip, "--relay", addr_arg(relay)])
+        # A full node (DHT, block store, exchange) behind the NAT, holding a 2.3 MiB tensor.
+        target = start_in(
+            lab, site.host_ns, ["target", "--node", "--host", site.host_ip, "--relay", addr_arg(relay)]
+        )
         yield lab, topo, relay, target
 
 
@@ -110,6 +113,11 @@ def test_direct_dial_into_the_nat_fails_and_the_relay_carries_rpc_and_a_tensor(
     assert via["proven_peer_id"] == target["peer_id"]  # end-to-end handshake through the relay
     assert via["echo"] == "ping" and via["path"] == "relay" and via["target_paths"][-1] == "relay"
     assert via["sha256"] == target["sha256"]
+    # A full node fetches the tensor with the block exchange over the same kind of circuit.
+    node = dial_in(lab, topo.pub_ns, [*args, "--no-punch", "--node", "--host", topo.pub_ip])
+    assert node["ok"] is True, node
+    assert node["path"] == "relay" and node["proven_peer_id"] == target["peer_id"]
+    assert node["sha256"] == target["sha256"] and node["bytes_in"] >= 3 * 200_000 * 4
 
 
 def test_public_peer_upgrades_to_a_direct_connection_the_nated_peer_opens(

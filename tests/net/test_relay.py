@@ -250,7 +250,7 @@ def relay_and_target() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         relay = start_local(["relay"], procs)
-        target = start_local(["target", "--relay", addr_arg(relay)], procs)
+        target = start_local(["target", "--node", "--relay", addr_arg(relay)], procs)  # a full Node
         yield relay, target
     finally:
         for proc in procs:
@@ -278,3 +278,7 @@ def test_processes_reach_a_peer_only_through_the_relay(relay_and_target: tuple[d
     assert via["path"] == "relay" and via["target_paths"][-1] == "relay"
     assert via["direct_error"]
     assert via["sha256"] == target["sha256"]  # 2.3 MiB tensor in CID-verified blocks over the circuit
+    args = ["--relay", addr_arg(relay), "--target", unreachable, "--manifest", target["manifest"]]
+    node = dial_local(["--node", "--no-punch", *args])
+    assert node["ok"] is True, node  # a full Node's block exchange over the circuit
+    assert node["path"] == "relay" and node["sha256"] == target["sha256"]
