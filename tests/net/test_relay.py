@@ -170,6 +170,49 @@ def test_circuit_is_cut_at_its_byte_cap() -> None:
     asyncio.run(scenario())
 
 
+class _DeafReservation(RelayReservation):
+    """A reserved peer that never accepts the circuits it is offered."""
+
+    async def _accept(self, token: bytes) -> None:
+        return None
+
+
+def test_a_circuit_the_target_never_accepts_is_refused_after_the_accept_timeout() -> None:
+    async def scenario() -> None:
+        relay = RelayServer(Identity.generate(), limits=RelayLimits(accept_timeout=0.3))
+        host, port = await relay.start()
+        addr = (relay.identity.peer_id, host, port)
+        target = Identity.generate()
+        reservation = await _DeafReservation(target, addr, await _circuit_sink([])).open()
+        with pytest.raises(RelayRefused) as err:
+            await dial_relay(addr, target.peer_id, timeout=5.0)
+        assert err.value.code == "accept_timeout"
+        assert relay.stats()["circuits"] == 0
+        await reservation.close()
+        await relay.close()
+
+    asyncio.run(scenario())
+
+
+def test_circuit_is_cut_at_its_time_cap() -> None:
+    async def scenario() -> None:
+        relay = RelayServer(Identity.generate(), limits=RelayLimits(circuit_seconds=0.3))
+        host, port = await relay.start()
+        addr = (relay.identity.peer_id, host, port)
+        target = Identity.generate()
+        reservation = await RelayReservation(target, addr, await _circuit_sink([])).open()
+        ch, _ = await dial_relay(addr, target.peer_id, timeout=5.0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await asyncio.wait_for(loop.sock_recv(ch.sock, 1), 5.0) == b""  # the relay hung up
+        assert 0.2 < loop.time() - started < 2.0
+        ch.sock.close()
+        await reservation.close()
+        await relay.close()
+
+    asyncio.run(scenario())
+
+
 class _SwappingRelay(RelayServer):
     """A malicious relay that splices circuits for one peer to another peer."""
 
