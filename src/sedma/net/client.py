@@ -8,6 +8,7 @@ downloads a tensor's blocks through the same ``bs.block`` method peers use, veri
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +29,7 @@ PARALLEL = 4  # blocks in flight between a client and its node
 
 def register_client_api(node: Node) -> None:
     """Register the ``node.*`` methods on ``node``'s endpoint."""
+    from sedma.net.node import dht_key
 
     async def put_block(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         cid, data = validate_cid(body.get("cid")), body.get("data")
@@ -50,7 +52,20 @@ def register_client_api(node: Node) -> None:
     async def peers(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         return {"self": node_info(node), "peers": await node.peers()}
 
-    for name, fn in (("put_block", put_block), ("publish", publish), ("get", get), ("peers", peers)):
+    async def echo(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    async def locate(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        """Provider look-up timed inside the node (hops, peers asked, milliseconds)."""
+        started = time.perf_counter()
+        records, result = await node.dht.get_providers(dht_key(validate_cid(body.get("cid"))))
+        ms = (time.perf_counter() - started) * 1e3
+        providers = [r.peer.addr for r in records]
+        return {"providers": providers, "hops": result.hops, "queried": result.queried, "ms": ms}
+
+    api = {"put_block": put_block, "publish": publish, "get": get, "peers": peers, "echo": echo}
+    api["locate"] = locate
+    for name, fn in api.items():
         node.endpoint.register(f"node.{name}", fn)
 
 
@@ -126,3 +141,7 @@ class NodeClient:
 
     async def peers(self) -> dict[str, Any]:
         return await self.call("node.peers", {})
+
+    async def locate(self, cid: str) -> dict[str, Any]:
+        """Have the node look up every provider of ``cid``."""
+        return await self.call("node.locate", {"cid": cid})

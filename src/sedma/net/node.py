@@ -121,6 +121,7 @@ class Node:
         self.cache = TensorCache(CacheConfig(budget_bytes=self.config.cache_budget_bytes))
         self.relay_address: tuple[str, int] | None = None
         self._relay: Any = None
+        self._own_memory: Any = None
         self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ class Node:
         if self.memory is None and self.config.use_memory:
             from sedma.memory import DualMemory
 
-            self.memory = DualMemory.open(home=home)
+            self.memory = self._own_memory = DualMemory.open(home=home)
         self.probe = peerload.LoadProbe()
         self.endpoint = RpcEndpoint(ident, self.transport, config=self.config.rpc, load_fn=self.probe.sample)
         self.dht = DhtNode(self.endpoint, config=self.config.dht, load_fn=self.probe.sample)
@@ -188,6 +189,9 @@ class Node:
         if self._relay is not None:
             await self._relay.close()
         self.cache.flush()
+        if self._own_memory is not None:
+            self._own_memory.close()
+            self.memory = self._own_memory = None
 
     async def __aenter__(self) -> Node:
         return await self.start()
@@ -355,9 +359,9 @@ class Node:
             out.append(peerload.stats_from_memory(self.memory, peer, xor_distance=xor, fallback=base))
         return out
 
-    async def _measure(self, stats: list[PeerStats]) -> None:
+    async def _measure(self, stats: list[PeerStats], *, always: bool = False) -> None:
         """PING candidates with no RTT on record yet (RTT to STM, load from the reply)."""
-        if self.config.strategy != "adaptive":
+        if self.config.strategy != "adaptive" and not always:
             return
         todo = [s for s in stats if not self._has_rtt(s.peer)]
 
@@ -389,6 +393,7 @@ class Node:
         """Known peers with their Eq. 7 inputs and score under the current weights."""
         known = self.dht.routing.peers()
         stats = self._candidates(known, self.identity.text)
+        await self._measure(stats, always=True)
         score = scores(feature_matrix(stats), self.learner.weights) if stats else np.zeros(0)
         rows = [_peer_row(s, float(v)) for s, v in zip(stats, score, strict=True)]
         return sorted(rows, key=lambda r: -r["score"])
