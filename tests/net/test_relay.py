@@ -325,3 +325,30 @@ def test_processes_reach_a_peer_only_through_the_relay(relay_and_target: tuple[d
     node = dial_local(["--node", "--no-punch", *args])
     assert node["ok"] is True, node  # a full Node's block exchange over the circuit
     assert node["path"] == "relay" and node["sha256"] == target["sha256"]
+
+
+def test_a_lost_reservation_is_remade_when_the_relay_comes_back() -> None:
+    async def scenario() -> None:
+        relay_id = Identity.generate()
+        relay = RelayServer(relay_id)
+        host, port = await relay.start()
+        addr = (relay_id.peer_id, host, port)
+        target = Identity.generate()
+        transport = NatTransport(target, punch=PunchConfig(enabled=False))
+        first = await transport.reserve(addr)
+        await relay.close()  # the relay restarts: every control connection drops
+        await asyncio.wait_for(first.closed.wait(), 5.0)
+        relay = RelayServer(relay_id)
+        await relay.start(host, port)
+        for _ in range(100):
+            if transport.reservations and transport.reservations[-1] is not first:
+                break
+            await asyncio.sleep(0.05)
+        assert transport.reservations and transport.reservations[-1] is not first
+        ch, _ = await dial_relay(addr, target.peer_id, timeout=5.0)  # reachable again
+        ch.sock.close()
+        await transport.close()
+        assert transport.reservations == []
+        await relay.close()
+
+    asyncio.run(scenario())

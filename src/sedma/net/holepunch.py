@@ -20,6 +20,7 @@ handler as ordinary inbound TCP, so the RPC handshake proves peer ids end to end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -47,6 +48,7 @@ from sedma.net.types import PeerError, PeerInfo, ProtocolError
 log = logging.getLogger("sedma.net.holepunch")
 _TAG = 8
 _ACK = b"\x01"
+_BACKOFF_MIN, _BACKOFF_MAX = 0.2, 30.0  # seconds between attempts to re-make a lost reservation
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,7 @@ class NatTransport(Transport):
         self.inbound_paths: list[str] = []  # how each accepted circuit ended up
         self.reservations: list[RelayReservation] = []
         self._on_connection: ConnectionHandler | None = None
+        self._keepers: set[asyncio.Future[None]] = set()
 
     def add_route(self, peer: PeerInfo) -> None:
         """Remember that ``peer`` (with ``relay`` set) is reached through its relay."""
@@ -343,20 +346,52 @@ class NatTransport(Transport):
         return await self.inner.listen(host, port, on_connection)
 
     async def reserve(
-        self, relay: RelayAddr, *, identity: Identity | None = None, refresh_every: float | None = 60.0
+        self,
+        relay: RelayAddr,
+        *,
+        identity: Identity | None = None,
+        refresh_every: float | None = 60.0,
+        keep: bool = True,
     ) -> RelayReservation:
         """Hold a slot on ``relay`` so peers can reach us there; circuits arrive as inbound.
 
         ``identity`` defaults to the one given at construction (a node creates its identity
-        only when it starts, after its transport).
+        only when it starts, after its transport). With ``keep`` a lost reservation (relay
+        restart, dropped connection) is re-made with exponential backoff; ``reservations``
+        always lists the live ones.
         """
         ident = identity or self.identity
         if ident is None:
             raise ConfigError("NatTransport.reserve needs the node's identity")
+        reservation = await self._reserve_once(relay, ident, refresh_every)
+        if keep:
+            self._keepers.add(asyncio.ensure_future(self._keep(reservation, ident, refresh_every)))
+        return reservation
+
+    async def _reserve_once(
+        self, relay: RelayAddr, ident: Identity, refresh_every: float | None
+    ) -> RelayReservation:
         reservation = RelayReservation(ident, relay, self._on_circuit, refresh_every=refresh_every)
         await reservation.open()
         self.reservations.append(reservation)
         return reservation
+
+    async def _keep(self, current: RelayReservation, ident: Identity, refresh_every: float | None) -> None:
+        backoff = _BACKOFF_MIN
+        while True:
+            await current.closed.wait()
+            with contextlib.suppress(ValueError):
+                self.reservations.remove(current)
+            if current.stopped:
+                return  # closed on purpose, not lost
+            await asyncio.sleep(backoff)
+            try:
+                current = await self._reserve_once(current.relay, ident, refresh_every)
+            except (PeerError, ProtocolError) as exc:
+                log.info("re-reserving on relay %s:%s failed: %s", current.relay[1], current.relay[2], exc)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+                continue
+            backoff = _BACKOFF_MIN
 
     async def _on_circuit(self, ch: SocketChannel, reply: dict[str, Any]) -> None:
         try:
@@ -373,6 +408,10 @@ class NatTransport(Transport):
         self._on_connection(conn)
 
     async def close(self) -> None:
+        for keeper in self._keepers:
+            keeper.cancel()
+        await asyncio.gather(*self._keepers, return_exceptions=True)
+        self._keepers.clear()
         for reservation in self.reservations:
             await reservation.close()
         self.reservations.clear()

@@ -558,6 +558,7 @@ class RelayReservation:
         self._ch: SocketChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed: asyncio.Event = asyncio.Event()
+        self.stopped = False  # closed on purpose (not lost)
 
     async def open(self) -> RelayReservation:
         """Reserve the slot (mutually authenticated) and start serving incoming circuits."""
@@ -629,6 +630,7 @@ class RelayReservation:
         await self.on_circuit(ch, reply)
 
     async def close(self) -> None:
+        self.stopped = True
         if self._ch is not None:
             self._ch.sock.close()
         for task in list(self._tasks):
