@@ -352,3 +352,19 @@ def test_a_lost_reservation_is_remade_when_the_relay_comes_back() -> None:
         await relay.close()
 
     asyncio.run(scenario())
+
+
+def test_connections_beyond_the_cap_are_closed_before_any_work() -> None:
+    async def scenario() -> None:
+        relay = RelayServer(Identity.generate(), limits=RelayLimits(max_connections=2))
+        host, port = await relay.start()
+        idle = [await asyncio.open_connection(host, port) for _ in range(2)]
+        for reader, _ in idle:  # each got the greeting and holds a handshake slot
+            assert len(await reader.readexactly(HEADER.size)) == HEADER.size
+        reader, writer = await asyncio.open_connection(host, port)
+        assert await asyncio.wait_for(reader.read(), 5.0) == b""  # closed without a greeting
+        for _, w in [*idle, (reader, writer)]:
+            w.close()
+        await relay.close()
+
+    asyncio.run(scenario())

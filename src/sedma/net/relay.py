@@ -53,6 +53,7 @@ class RelayLimits:
     """What one relay is willing to carry (the DoS bounds of circuit relay v2)."""
 
     max_reservations: int = 128
+    max_connections: int = 1024  # open client connections of any kind, handshakes included
     max_circuits: int = 256
     max_circuits_per_peer: int = 16
     circuit_bytes: int = 256 * 1024 * 1024  # both directions together
@@ -61,7 +62,14 @@ class RelayLimits:
     accept_timeout: float = 5.0  # how long a reserved peer has to accept a circuit
 
     def validate(self) -> RelayLimits:
-        for name in ("max_reservations", "max_circuits", "max_circuits_per_peer", "circuit_bytes"):
+        counts = (
+            "max_reservations",
+            "max_connections",
+            "max_circuits",
+            "max_circuits_per_peer",
+            "circuit_bytes",
+        )
+        for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"RelayLimits.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("circuit_seconds", "reservation_ttl", "accept_timeout"):
@@ -339,6 +347,9 @@ class RelayServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._tasks) >= self.book.limits.max_connections:
+            writer.close()  # at capacity: refuse before spending a signature or a buffer
+            return
         self._tasks.add(task)
         nonce = os.urandom(32)
         keep_open = False
