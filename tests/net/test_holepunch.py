@@ -12,10 +12,17 @@ import pytest
 from nat_procs import addr_arg, dial_local, start_local
 
 from sedma.errors import ConfigError
-from sedma.net.holepunch import NatTransport, PunchConfig, candidate_addrs
+from sedma.net.holepunch import (
+    NatTransport,
+    PunchConfig,
+    attach_behind_nat,
+    candidate_addrs,
+    register_nat_api,
+)
 from sedma.net.identity import Identity
 from sedma.net.relay import RelayServer
 from sedma.net.rpc import Caller, RpcEndpoint
+from sedma.net.transport import TcpTransport
 from sedma.net.types import PeerInfo
 
 
@@ -76,6 +83,51 @@ def test_both_sides_upgrade_to_a_direct_socket_when_they_can() -> None:
 def test_a_side_that_declines_keeps_both_on_the_relay(dialer: bool, target: bool) -> None:
     path, inbound, _, _ = asyncio.run(_pair(dialer_punch=dialer, target_punch=target))
     assert (path, inbound) == ("relay", ["relay"])
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_node_that_cannot_be_dialled_back_reserves_on_the_relay_it_discovers() -> None:
+    async def scenario() -> None:
+        public = RpcEndpoint(Identity.generate(), TcpTransport())
+        relay = RelayServer(public.identity)
+        await relay.start()
+        register_nat_api(public, relay=relay)
+        p_host, p_port = await public.listen()
+        public_info = PeerInfo(public.identity.peer_id, p_host, p_port)
+        # Reachable: the public node dials it back (and it proves its id), so no relay is used.
+        open_transport = NatTransport()
+        reachable = RpcEndpoint(Identity.generate(), open_transport)
+        await reachable.listen()
+        assert await attach_behind_nat(reachable, open_transport, [public_info]) is None
+        # "Behind a NAT": it advertises an address nobody can open, so it takes a relay slot.
+        nat_transport = NatTransport(punch=PunchConfig(enabled=False))
+        hidden = RpcEndpoint(Identity.generate(), nat_transport)
+        await hidden.listen()
+        hidden.advertised = ("127.0.0.1", _closed_port())
+        reservation = await attach_behind_nat(hidden, nat_transport, [public_info])
+        assert reservation is not None and reservation.relay == (public.identity.peer_id, *relay.address)
+        hidden.register("ping", _pong)
+        dialer_transport = NatTransport()
+        dialer = RpcEndpoint(Identity.generate(), dialer_transport)
+        peer = PeerInfo(hidden.identity.peer_id, *hidden.advertised, relay=reservation.relay)
+        dialer_transport.add_route(peer)
+        assert await dialer.request(peer, "ping", {}) == {"pong": True}
+        assert dialer_transport.paths[peer.peer_id] == "relay"
+        for ep in (dialer, hidden, reachable, public):
+            await ep.close()
+        await nat_transport.close()
+        await relay.close()
+
+    asyncio.run(scenario())
+
+
+async def _pong(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    return {"pong": True}
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,11 @@ defeats this by design; the relay then stays in use.
 behind a relay (``PeerInfo.relay``) are dialled directly first, then through their relay with
 an upgrade attempt; circuits accepted by our own reservation are handed to the same connection
 handler as ordinary inbound TCP, so the RPC handshake proves peer ids end to end either way.
+
+Nodes find out whether they need a relay AutoNAT-style: :func:`register_nat_api` lets a public
+node answer ``nat.relay`` (where its relay listens) and ``nat.dialback`` (dial the caller's
+advertised address and prove its id); :func:`attach_behind_nat` asks known peers to dial us
+back and, when none can, reserves a slot on the first relay found.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from sedma.net.relay import (
     Address,
     RelayAddr,
     RelayReservation,
+    RelayServer,
     SocketChannel,
     address_from_wire,
     address_to_wire,
@@ -42,6 +48,7 @@ from sedma.net.relay import (
     recv_exact,
     reuse_socket,
 )
+from sedma.net.rpc import Caller, RpcConfig, RpcEndpoint
 from sedma.net.transport import Connection, ConnectionHandler, Listener, TcpTransport, Transport
 from sedma.net.types import PeerError, PeerInfo, ProtocolError
 
@@ -415,3 +422,69 @@ class NatTransport(Transport):
         for reservation in self.reservations:
             await reservation.close()
         self.reservations.clear()
+
+
+# -- node integration: AutoNAT-style reachability and relay discovery ------------------------------
+NAT_RELAY, NAT_DIALBACK = "nat.relay", "nat.dialback"
+
+
+def register_nat_api(endpoint: RpcEndpoint, *, relay: RelayServer | None, dial_timeout: float = 1.0) -> None:
+    """Serve ``nat.relay`` (our relay's address, if we run one) and ``nat.dialback``."""
+
+    async def where(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        if relay is None or relay.address is None:
+            return {"relay": None}
+        return {"relay": [relay.identity.peer_id, *relay.address]}
+
+    async def dialback(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        # Only the caller's own advertised address is dialled, so we cannot be aimed elsewhere.
+        if caller.info is None:
+            return {"reachable": False, "reason": "no listen address advertised"}
+        probe = RpcEndpoint(endpoint.identity, TcpTransport(), config=RpcConfig(connect_timeout=dial_timeout))
+        try:
+            await probe.connection(caller.info)  # the handshake proves it is the caller
+        except PeerError as exc:
+            return {"reachable": False, "reason": str(exc)}
+        finally:
+            await probe.close()
+        return {"reachable": True}
+
+    endpoint.register(NAT_RELAY, where)
+    endpoint.register(NAT_DIALBACK, dialback)
+
+
+async def discover_relay(endpoint: RpcEndpoint, peer: PeerInfo) -> RelayAddr | None:
+    """The relay ``peer`` runs, if any (an unspecified bind address means the peer's host)."""
+    raw = (await endpoint.request(peer, NAT_RELAY, {})).get("relay")
+    if not (
+        isinstance(raw, list) and len(raw) == 3 and isinstance(raw[0], bytes) and isinstance(raw[2], int)
+    ):
+        return None
+    host = peer.host if raw[1] in ("0.0.0.0", "::", "") else str(raw[1])
+    return (raw[0], host, raw[2])
+
+
+async def dialback(endpoint: RpcEndpoint, peer: PeerInfo) -> bool:
+    """Whether ``peer`` can open a connection to the address we advertise."""
+    return bool((await endpoint.request(peer, NAT_DIALBACK, {})).get("reachable"))
+
+
+async def attach_behind_nat(
+    endpoint: RpcEndpoint, transport: NatTransport, peers: list[PeerInfo]
+) -> RelayReservation | None:
+    """Reserve on a relay when no peer can dial us back; None when we are reachable (or alone)."""
+    relays: list[RelayAddr] = []
+    for peer in peers:
+        try:
+            if await dialback(endpoint, peer):
+                return None
+            if (relay := await discover_relay(endpoint, peer)) is not None:
+                relays.append(relay)
+        except PeerError as exc:
+            log.info("NAT probe via %s failed: %s", peer.addr, exc)
+    for relay in relays:
+        try:
+            return await transport.reserve(relay, identity=endpoint.identity)
+        except PeerError as exc:
+            log.info("relay %s:%s refused us: %s", relay[1], relay[2], exc)
+    return None
