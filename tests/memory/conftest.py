@@ -7,18 +7,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
 from sedma.memory import LongTermMemory, ShortTermMemory
-from sedma.memory.urls import sqlite_url
-
-
-def pg_schema_url(base: str, schema: str) -> str:
-    """The PostgreSQL URL whose connections use ``schema`` (search_path via libpq options)."""
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+from sedma.memory.urls import sqlite_url, with_search_path
 
 
 @pytest.fixture
@@ -30,7 +23,7 @@ def pg_schema(pg_url: str) -> Iterator[str]:
     dsn = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield pg_schema_url(pg_url, schema)
+    yield with_search_path(pg_url, schema)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 

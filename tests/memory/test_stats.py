@@ -52,3 +52,15 @@ def test_to_json_has_every_field() -> None:
     assert list(s.to_json()) == [
         "count", "mean", "var", "std", "ewma", "min", "max", "p50", "p95", "p99", "last", "trend",
     ]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=120))
+def test_stats_match_numpy(x: list[float]) -> None:
+    s = stream_stats(x)
+    a = np.array(x)
+    assert s is not None
+    assert [s.p50, s.p95, s.p99] == pytest.approx(np.percentile(a, [50, 95, 99]).tolist(), rel=1e-9, abs=1e-6)
+    assert s.mean == pytest.approx(a.mean(), rel=1e-9, abs=1e-6)
+    assert s.var == pytest.approx(a.var(), rel=1e-6, abs=1e-3)
+    assert (s.min, s.max, s.last, s.count) == (a.min(), a.max(), a[-1], a.size)

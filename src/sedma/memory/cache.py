@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from contextlib import suppress
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -30,8 +29,11 @@ class LruCache(Generic[K, V]):
             self.misses += 1
             return None
         self.hits += 1
-        with suppress(KeyError):  # evicted by another thread between the two calls
+        # try/except, not contextlib.suppress: this is the cached-get hot path (~1 µs cheaper).
+        try:  # noqa: SIM105
             self._data.move_to_end(key)
+        except KeyError:  # evicted by another thread between the two calls
+            pass
         return value
 
     def put(self, key: K, value: V) -> None:

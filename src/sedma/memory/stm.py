@@ -132,7 +132,9 @@ class ShortTermMemory:
         window: int = DEFAULT_WINDOW,
         namespace: str = "sedma",
         ewma_alpha: float = DEFAULT_EWMA_ALPHA,
+        local: bool = False,
     ) -> None:
+        """Open Redis at url (else $SEDMA_STM_URL), or in-process memory when neither is set or local=True."""
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ConfigError(f"window must be an integer >= 1, got {window!r}")
         if not (isinstance(ewma_alpha, int | float) and 0.0 < ewma_alpha <= 1.0):
@@ -141,7 +143,7 @@ class ShortTermMemory:
             raise ConfigError(f"namespace must be a non-empty string, got {namespace!r}")
         self.window = window
         self.ewma_alpha = float(ewma_alpha)
-        self.url = resolve_stm_url(url)
+        self.url = None if local else resolve_stm_url(url)
         self._backend: _Streams = (
             _RedisStreams(check_stm_url(self.url), window, namespace) if self.url else _LocalStreams(window)
         )

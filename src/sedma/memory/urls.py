@@ -94,3 +94,11 @@ def redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """A PostgreSQL URL whose connections use ``schema`` (libpq options=-csearch_path=...)."""
+    if not schema.replace("_", "").isalnum():
+        raise ConfigError(f"schema name must be alphanumeric/underscore, got {schema!r}")
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
