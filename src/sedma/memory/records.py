@@ -66,7 +66,12 @@ class StreamStats:
 
 @dataclass(frozen=True, slots=True)
 class EvictionWeights:
-    """Weights of the eviction value v = score + alpha*ln(1+uses) - beta*age_days."""
+    """Weights of the eviction value v = score + alpha*ln(1+uses) - beta*age_days.
+
+    The last two terms are the logarithm of Eq. 10's access_freq * recency with an exponential
+    recency decay: ln((1+uses)^alpha * exp(-beta*age_days)); the size term is dropped (records are
+    small JSON documents of similar size) and the record's own score is added.
+    """
 
     alpha: float = 0.1
     beta_per_day: float = 0.1
