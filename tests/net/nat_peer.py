@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from sedma.net.holepunch import NatTransport, PunchConfig
+from sedma.net.holepunch import NatTransport, PunchConfig, attach_behind_nat, register_nat_api
 from sedma.net.identity import Identity
 from sedma.net.node import Node, NodeConfig
-from sedma.net.relay import RelayLimits, RelayServer
+from sedma.net.relay import RelayLimits, RelayReservation, RelayServer
 from sedma.net.rpc import Caller, RpcConfig, RpcEndpoint
 from sedma.net.tensor import Manifest, assemble_tensor, chunk_tensor
 from sedma.net.transport import TcpTransport
@@ -42,8 +42,25 @@ async def run_relay(args: argparse.Namespace) -> None:
     limits = RelayLimits(max_reservations=args.max_reservations, circuit_bytes=args.circuit_bytes)
     server = RelayServer(ident, limits=limits)
     host, port = await server.start(args.host, 0)
-    _say("READY", {"peer_id": ident.peer_id.hex(), "host": host, "port": port})
+    # The relay node's RPC side answers AutoNAT dial-backs and says where its relay listens.
+    endpoint = RpcEndpoint(ident, TcpTransport())
+    register_nat_api(endpoint, relay=server)
+    _, rpc_port = await endpoint.listen(args.host, 0)
+    _say("READY", {"peer_id": ident.peer_id.hex(), "host": host, "port": port, "rpc_port": rpc_port})
     await asyncio.Event().wait()
+
+
+async def _reserve(
+    args: argparse.Namespace, endpoint: RpcEndpoint, transport: NatTransport
+) -> RelayReservation:
+    """The explicit ``--relay``, or (``--bootstrap``) dial-back first and a discovered relay."""
+    if args.relay:
+        return await transport.reserve(_addr(args.relay), identity=endpoint.identity)
+    bid, bhost, bport = _addr(args.bootstrap)
+    reservation = await attach_behind_nat(endpoint, transport, [PeerInfo(bid, bhost, bport)])
+    if reservation is None:
+        raise SystemExit("reachable without a relay: nothing to test")
+    return reservation
 
 
 def _tensor(seed: int) -> np.ndarray[Any, Any]:
@@ -74,7 +91,7 @@ async def run_node_target(args: argparse.Namespace) -> None:
 
     for name, fn in (("nat.echo", echo), ("nat.block", block), ("nat.paths", paths)):
         node.endpoint.register(name, fn)
-    reservation = await transport.reserve(_addr(args.relay), identity=node.identity)
+    reservation = await _reserve(args, node.endpoint, transport)
     info = node.info
     _say(
         "READY",
@@ -141,7 +158,7 @@ async def run_target(args: argparse.Namespace) -> None:
     endpoint.register("nat.block", block)
     endpoint.register("nat.paths", paths)
     host, port = await endpoint.listen(args.host, 0)
-    reservation = await transport.reserve(_addr(args.relay))
+    reservation = await _reserve(args, endpoint, transport)
     digest = hashlib.sha256(_tensor(args.seed).tobytes()).hexdigest()
     _say(
         "READY",
@@ -205,6 +222,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--relay", help="PEERID_HEX:HOST:PORT")
     parser.add_argument("--target", help="PEERID_HEX:HOST:PORT")
+    parser.add_argument("--bootstrap", help="PEERID_HEX:HOST:RPCPORT of a relay node (AutoNAT path)")
     parser.add_argument("--manifest")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-punch", action="store_true")

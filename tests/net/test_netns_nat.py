@@ -92,9 +92,12 @@ def _swarm(*, random_ports: bool) -> Iterator[tuple[NetnsLab, NatTopology, dict[
     with nat_lab(sites=2, random_ports=random_ports) as (lab, topo):
         relay = start_in(lab, topo.pub_ns, ["relay", "--host", topo.pub_ip])
         site = topo.sites[0]
-        # A full node (DHT, block store, exchange) behind the NAT, holding a 2.3 MiB tensor.
+        # A full node (DHT, block store, exchange) behind the NAT, holding a 2.3 MiB tensor. It
+        # is told only the relay node's RPC address: the dial-back fails through the NAT, so it
+        # discovers the relay there and reserves a slot by itself.
+        bootstrap = f"{relay['peer_id']}:{relay['host']}:{relay['rpc_port']}"
         target = start_in(
-            lab, site.host_ns, ["target", "--node", "--host", site.host_ip, "--relay", addr_arg(relay)]
+            lab, site.host_ns, ["target", "--node", "--host", site.host_ip, "--bootstrap", bootstrap]
         )
         yield lab, topo, relay, target
 
