@@ -1,0 +1,124 @@
+"""Executors for programmed tiles: a local thread pool (default) or Ray actors holding the tiles.
+
+Both run the same :class:`~sedma.compute.tiles.Shard` objects, each with its own random stream
+seeded at programming time, and add their partial sums in shard order, so the same seed gives
+the same numbers on either. With Ray each shard lives in one actor (tiles resident, programmed
+once); a read ships only the input batch (one ``ray.put``) and gets partial output rows back.
+Ray is used when ``SEDMA_RAY_ADDRESS`` is set or the caller asks for it; if that address is
+unreachable, :class:`~sedma.errors.BackendUnavailable` says so.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from sedma.compute.tiles import Shard, ShardOut
+from sedma.errors import BackendUnavailable, InputError
+
+EXECUTORS = ("local", "ray")
+# Below this many cells per read a thread hand-off costs more than it saves.
+_PARALLEL_CELLS = 1 << 18
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, xs: npt.NDArray[np.float32], *, exact: bool, faithful: bool) -> ShardOut: ...
+
+    def close(self) -> None: ...
+
+
+def _total(outs: list[ShardOut]) -> ShardOut:
+    total = outs[0]
+    for o in outs[1:]:
+        total = total.add(o)
+    return total
+
+
+class LocalExecutor:
+    """Shards in this process; large reads run them on a thread pool (BLAS releases the GIL)."""
+
+    name = "local"
+
+    def __init__(self, shards: list[Shard]):
+        self.shards = shards
+        self.cells = sum(g.s.size for s in shards for g in s.groups)
+        self._pool = ThreadPoolExecutor(max_workers=len(shards)) if len(shards) > 1 else None
+
+    def run(self, xs: npt.NDArray[np.float32], *, exact: bool, faithful: bool) -> ShardOut:
+        if self._pool is None or self.cells * xs.shape[1] < _PARALLEL_CELLS:
+            return _total([s.read(xs, exact, faithful) for s in self.shards])
+        return _total(list(self._pool.map(lambda s: s.read(xs, exact, faithful), self.shards)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+
+def ray_address() -> str | None:
+    """The Ray cluster the user pointed SEDMA at (``SEDMA_RAY_ADDRESS``), if any."""
+    return os.environ.get("SEDMA_RAY_ADDRESS") or None
+
+
+def _ensure_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise BackendUnavailable("the ray executor needs the 'ray' extra: pip install 'sedma[ray]'") from exc
+    if not ray.is_initialized():
+        address = ray_address()
+        try:
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise BackendUnavailable(f"cannot reach Ray at {address or 'a local instance'}: {exc}") from exc
+    return ray
+
+
+class _ShardActor:
+    """The body of a Ray actor: one shard's tiles, resident for the matrix's lifetime."""
+
+    def __init__(self, shard: Shard):
+        self.shard = shard
+
+    def read(self, xs: npt.NDArray[np.float32], exact: bool, faithful: bool) -> ShardOut:
+        return self.shard.read(xs, exact, faithful)
+
+
+class RayExecutor:
+    """One Ray actor per shard; reads send the input batch once and sum the partial rows."""
+
+    name = "ray"
+
+    def __init__(self, shards: list[Shard]):
+        self.ray = _ensure_ray()
+        actor_cls = self.ray.remote(num_cpus=0)(_ShardActor)
+        self.actors = [actor_cls.remote(s) for s in shards]
+
+    def run(self, xs: npt.NDArray[np.float32], *, exact: bool, faithful: bool) -> ShardOut:
+        ref = self.ray.put(xs)
+        outs = self.ray.get([a.read.remote(ref, exact, faithful) for a in self.actors])
+        return _total(list(outs))
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+        self.actors = []
+
+
+def make_executor(kind: str | Executor, shards: list[Shard]) -> Executor:
+    """``local`` (default), ``ray``, or an executor object; SEDMA_RAY_ADDRESS selects Ray."""
+    if not isinstance(kind, str):
+        return kind
+    if kind not in EXECUTORS:
+        raise InputError(f"executor must be one of {EXECUTORS}, got {kind!r}")
+    if kind == "ray":
+        return RayExecutor(shards)
+    return LocalExecutor(shards)
