@@ -23,7 +23,7 @@ def test_presets_carry_the_published_table_and_validate() -> None:
 
 
 def test_unknown_material_lists_the_known_ones() -> None:
-    with pytest.raises(InputError, match="unknown material 'Cu'.*TaOx-HfOy"):
+    with pytest.raises(InputError, match=r"unknown material 'Cu'.*TaOx-HfOy"):
         get_device("Cu")
     assert known_devices() == sorted(PRESETS)
 
