@@ -17,6 +17,7 @@ from sedma.net.holepunch import (
     PunchConfig,
     attach_behind_nat,
     candidate_addrs,
+    dialable,
     register_nat_api,
 )
 from sedma.net.identity import Identity
@@ -33,6 +34,12 @@ def test_candidates_are_the_observed_then_the_local_address_without_duplicates()
         assert candidate_addrs(sock, ("10.200.0.10", 4242)) == [("10.200.0.10", 4242), local]
         assert candidate_addrs(sock, local) == [local]
         assert candidate_addrs(sock, None) == [local]
+
+
+def test_a_responder_dials_only_the_host_the_relay_saw_the_dialer_on() -> None:
+    offered = [("198.51.100.7", 4000), ("10.0.0.9", 4000), ("192.0.2.1", 22), ("198.51.100.7", 4001)]
+    assert dialable(offered, ("198.51.100.7", 4000)) == [("198.51.100.7", 4000), ("198.51.100.7", 4001)]
+    assert dialable(offered, None) == []
 
 
 @pytest.mark.parametrize("field", ["deadline", "retry_every", "exchange_timeout"])

@@ -55,6 +55,7 @@ from sedma.net.types import PeerError, PeerInfo, ProtocolError
 log = logging.getLogger("sedma.net.holepunch")
 _TAG = 8
 _ACK = b"\x01"
+_PROVE_WAIT = 2.0  # seconds a fresh direct socket has to show the session nonce
 _BACKOFF_MIN, _BACKOFF_MAX = 0.2, 30.0  # seconds between attempts to re-make a lost reservation
 
 
@@ -91,6 +92,14 @@ def candidate_addrs(sock: socket.socket, observed: Address | None) -> list[Addre
     if (local[0], int(local[1])) not in out:
         out.append((str(local[0]), int(local[1])))
     return out
+
+
+def dialable(offered: list[Address], observed_by_relay: Address | None) -> list[Address]:
+    """The offered addresses a responder will dial: only those on the host the relay saw the
+    dialer come from, so an anonymous dialer cannot aim our SYNs at third parties."""
+    if observed_by_relay is None:
+        return []
+    return [a for a in offered if a[0] == observed_by_relay[0]]
 
 
 def _addrs(raw: Any) -> list[Address]:
@@ -152,7 +161,7 @@ async def _accept_loop(listener: socket.socket, initiator: bool, nonce: bytes, v
     while True:
         sock, _ = await loop.sock_accept(listener)
         sock.setblocking(False)
-        task = asyncio.ensure_future(_prove(sock, initiator, nonce, verified, 2.0))
+        task = asyncio.ensure_future(_prove(sock, initiator, nonce, verified, _PROVE_WAIT))
         verified.tasks.add(task)
         task.add_done_callback(verified.tasks.discard)
 
@@ -169,7 +178,7 @@ async def _dial_loop(
             sock.close()  # refused or dropped: the other side's SYN has not opened the NAT yet
             await asyncio.sleep(every)
             continue
-        await _prove(sock, initiator, nonce, verified, 2.0)
+        await _prove(sock, initiator, nonce, verified, _PROVE_WAIT)
         return
 
 
@@ -252,7 +261,7 @@ async def punch_responder(ch: SocketChannel, reply: dict[str, Any], cfg: PunchCo
     nonce = offer.get("nonce")
     if offer.get("op") != "punch" or not isinstance(nonce, bytes) or len(nonce) != 32:
         raise ProtocolError("relayed circuit did not start with a punch offer")
-    theirs = _addrs(offer.get("addrs"))
+    theirs = dialable(_addrs(offer.get("addrs")), address_from_wire(reply.get("peer_observed")))
     mine = candidate_addrs(ch.sock, address_from_wire(reply.get("observed"))) if cfg.enabled else []
     await ch.send({"op": "punch", "addrs": [address_to_wire(a) for a in mine]})
     if not (mine and theirs):
