@@ -1,10 +1,9 @@
-"""A block-serving peer process for the exchange and shaped-selection tests.
+"""A real :class:`~sedma.net.node.Node` process for the exchange and shaped-selection tests.
 
-Real identity, TCP transport, authenticated RPC, on-disk store and the block exchange's
-handlers — the parts of a node that serve blocks. Run as ``python tests/net/block_peer.py``
-with ``--store DIR``; it chunks a seeded tensor into its store (``--lie`` then overwrites every
-block on disk with other bytes, as a corrupt or malicious peer would serve), and prints
-``READY {json}`` with its peer id, address, manifest CID and the tensor's sha256.
+Run as ``python tests/net/block_peer.py --store DIR``: the node puts a seeded tensor (no
+replicas), ``--lie`` then overwrites every block on its disk with other bytes (a corrupt or
+malicious peer), and it prints ``READY {json}`` with its peer id, address, manifest CID and the
+tensor's sha256, then serves until killed.
 """
 
 from __future__ import annotations
@@ -20,13 +19,8 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sedma.net.exchange import BlockExchange
 from sedma.net.identity import Identity
-from sedma.net.load import LoadProbe
-from sedma.net.rpc import Caller, RpcEndpoint
-from sedma.net.store import BlockStore
-from sedma.net.tensor import chunk_tensor
-from sedma.net.transport import TcpTransport
+from sedma.net.node import Node, NodeConfig
 
 
 def seeded_identity(seed: int) -> Identity:
@@ -39,37 +33,30 @@ def tensor(seed: int, nbytes: int) -> np.ndarray[Any, Any]:
     return np.random.default_rng(seed).standard_normal(nbytes // 8)
 
 
-def register_exchange(endpoint: RpcEndpoint, exchange: BlockExchange) -> None:
-    """Serve the exchange's methods on an RPC endpoint (handlers get the proven peer id)."""
-    for method, handler in exchange.handlers().items():
-
-        async def serve(caller: Caller, body: dict[str, Any], h: Any = handler) -> dict[str, Any]:
-            result: dict[str, Any] = await h(caller.peer_id, body)
-            return result
-
-        endpoint.register(method, serve)
-
-
 async def run(args: argparse.Namespace) -> None:
     ident = seeded_identity(args.id_seed) if args.id_seed is not None else Identity.generate()
-    probe = LoadProbe()
-    endpoint = RpcEndpoint(ident, TcpTransport(), load_fn=probe.sample)
-    store = BlockStore(Path(args.store))
-    exchange = BlockExchange(store, request=endpoint.request)
-    register_exchange(endpoint, exchange)
+    config = NodeConfig(home=Path(args.store), ephemeral=True, bootstrap=tuple(args.bootstrap))
+    node = await Node(config, identity=ident).start()
     array = tensor(args.seed, args.nbytes)
-    tb = chunk_tensor(array, chunk_size=args.chunk)
-    store.put_many(tb.blocks, pin=True)
+    if args.chunk:
+        from sedma.net.tensor import chunk_tensor
+
+        tb = chunk_tensor(array, chunk_size=args.chunk)
+        node.store.put_many(tb.blocks, pin=True)
+        cid = tb.manifest_cid
+        await node.publish(cid, replicas=0)
+    else:
+        cid = await node.put_tensor(array, replicas=0)
+    manifest = node._local_manifest(cid)
     if args.lie:
-        for cid in tb.blocks:
-            store._path(cid).write_bytes(b"forged:" + cid.encode())
-    host, port = await endpoint.listen("127.0.0.1", 0)
+        for block in [cid, *manifest.blocks]:
+            node.store._path(block).write_bytes(b"forged:" + block.encode())
     doc = {
         "peer_id": ident.peer_id.hex(),
-        "host": host,
-        "port": port,
-        "manifest": tb.manifest_cid,
-        "blocks": list(tb.manifest.blocks),
+        "host": node.info.host,
+        "port": node.info.port,
+        "manifest": cid,
+        "blocks": list(manifest.blocks),
         "sha256": hashlib.sha256(array.tobytes()).hexdigest(),
     }
     print("READY", json.dumps(doc), flush=True)
@@ -81,8 +68,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nbytes", type=int, default=4 << 20)
-    parser.add_argument("--chunk", type=int, default=1 << 20)
+    parser.add_argument("--chunk", type=int, default=0, help="block size (default: the node's 1 MiB)")
     parser.add_argument("--id-seed", type=int)
+    parser.add_argument("--bootstrap", action="append", default=[])
     parser.add_argument("--lie", action="store_true")
     asyncio.run(run(parser.parse_args(argv)))
 

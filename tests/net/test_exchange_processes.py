@@ -1,4 +1,6 @@
-"""Block exchange between real processes over real sockets: a provider killed mid-transfer, a liar."""
+"""Block exchange between real Node processes over real sockets: a provider killed mid-transfer,
+a peer serving bytes that do not match their CIDs. The reader is a real Node that finds the
+providers through the DHT and fetches through the exchange, as ``sedma get`` does."""
 
 from __future__ import annotations
 
@@ -16,23 +18,20 @@ from typing import Any
 import pytest
 from netns_harness import LineWatcher
 
-from sedma.net.exchange import BlockExchange, ProviderOutcome
-from sedma.net.identity import Identity
-from sedma.net.rpc import RpcEndpoint
-from sedma.net.store import BlockStore
-from sedma.net.tensor import Manifest, assemble_tensor
-from sedma.net.transport import TcpTransport
+from sedma.memory.dual import DualMemory
+from sedma.net.exchange import ProviderOutcome
+from sedma.net.node import Node, NodeConfig
 from sedma.net.types import PeerInfo
 
-_KILL_SPEC = ["--nbytes", str(8 << 20), "--chunk", str(256 << 10)]  # 32 blocks
 PEER = str(Path(__file__).with_name("block_peer.py"))
 SRC = str(Path(__file__).resolve().parents[2] / "src")
+_SPEC = ["--nbytes", str(8 << 20), "--chunk", str(256 << 10)]  # 32 blocks of 256 KiB
 
 
 def start_peers(
     tmp: Path, specs: list[list[str]]
 ) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, Any]]]:
-    """Start block peers (in parallel) and wait for each READY document."""
+    """Start Node processes (in parallel) and wait for each READY document."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
     procs = [
         subprocess.Popen(
@@ -48,72 +47,77 @@ def info(doc: dict[str, Any], host: str | None = None, port: int | None = None) 
     return PeerInfo(bytes.fromhex(doc["peer_id"]), host or doc["host"], port or doc["port"])
 
 
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for p in started:
+@pytest.fixture(scope="module")
+def swarm(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[list[subprocess.Popen[bytes]], list[dict[str, Any]]]]:
+    """Three provider Nodes of one tensor (started once, in parallel): a liar and two honest ones."""
+    tmp = tmp_path_factory.mktemp("providers")
+    procs, docs = start_peers(tmp, [[*_SPEC, "--lie"], _SPEC, _SPEC])
+    yield procs, docs
+    for p in procs:
         p.kill()
         p.wait()
 
 
-async def _get_tensor(exchange: BlockExchange, manifest_cid: str, providers: list[PeerInfo]) -> str:
-    manifest = Manifest.from_block((await exchange.fetch([manifest_cid], providers))[manifest_cid])
-    blocks = await exchange.fetch(manifest.blocks, providers)
-    return hashlib.sha256(assemble_tensor(manifest, blocks).tobytes()).hexdigest()
+def _reader(tmp: Path, docs: list[dict[str, Any]], memory: DualMemory) -> Node:
+    boot = tuple(f"{d['host']}:{d['port']}" for d in docs)
+    return Node(NodeConfig(home=tmp / "reader", ephemeral=True, bootstrap=boot), memory=memory)
 
 
-def test_provider_killed_mid_transfer_get_completes_from_replica(tmp_path: Path, procs: list) -> None:
-    started, (a, b) = start_peers(tmp_path, [_KILL_SPEC, _KILL_SPEC])
-    procs.extend(started)
+def test_provider_killed_mid_transfer_get_completes_from_replica(tmp_path: Path, swarm) -> None:
+    procs, (_, a, b) = swarm
     outcomes: list[ProviderOutcome] = []
-    served_by_a = 0
+    memory = DualMemory.open(home=tmp_path)
 
     async def scenario() -> str:
-        endpoint = RpcEndpoint(Identity.generate(), TcpTransport())
+        async with _reader(tmp_path, [a, b], memory) as reader:
+            send, record = reader.exchange.request, reader.exchange.on_outcome
+            served_by_a = 0
 
-        async def request(peer: PeerInfo, method: str, body: dict[str, Any]) -> dict[str, Any]:
-            nonlocal served_by_a
-            reply = await endpoint.request(peer, method, body)
-            if peer.peer_id.hex() == a["peer_id"] and method == "bs.block":
-                served_by_a += 1
-                if served_by_a == 1:
-                    started[0].send_signal(signal.SIGKILL)  # mid-transfer: the rest are in flight
-            return reply
+            async def request(peer: PeerInfo, method: str, body: dict[str, Any]) -> dict[str, Any]:
+                nonlocal served_by_a
+                reply = await send(peer, method, body)
+                if peer.peer_id.hex() == a["peer_id"] and method == "bs.block":
+                    served_by_a += 1
+                    if served_by_a == 2:  # mid-transfer: A has more blocks in flight
+                        procs[1].send_signal(signal.SIGKILL)
+                return reply
 
-        ex = BlockExchange(BlockStore(tmp_path / "reader"), request=request, on_outcome=outcomes.extend)
-        try:
-            manifest = Manifest.from_block((await ex.fetch([a["manifest"]], [info(b)]))[a["manifest"]])
-            blocks = await ex.fetch(manifest.blocks, [info(a), info(b)])
-            return hashlib.sha256(assemble_tensor(manifest, blocks).tobytes()).hexdigest()
-        finally:
-            await endpoint.close()
+            def capture(outs: list[ProviderOutcome]) -> None:
+                outcomes.extend(outs)
+                assert record is not None
+                record(outs)
+
+            reader.exchange.request, reader.exchange.on_outcome = request, capture
+            arr = await reader.get_tensor(a["manifest"])
+            return hashlib.sha256(arr.tobytes()).hexdigest()
 
     assert asyncio.run(scenario()) == a["sha256"]
-    assert started[0].wait(timeout=5) == -signal.SIGKILL
-    by_peer = {o.peer.peer_id.hex(): o for o in outcomes}
-    assert by_peer[a["peer_id"]].failed == "dead" and 1 <= by_peer[a["peer_id"]].blocks < 32
-    assert by_peer[b["peer_id"]].failed is None and by_peer[b["peer_id"]].blocks >= 1
+    assert procs[1].wait(timeout=5) == -signal.SIGKILL
+    dead = [o for o in outcomes if o.peer.peer_id.hex() == a["peer_id"] and o.failed == "dead"]
+    assert dead and all(o.blocks < 32 for o in dead)
+    assert sum(o.blocks for o in outcomes if o.peer.peer_id.hex() == b["peer_id"]) >= 1
+    profile = memory.recall("net", "peer", a["peer_id"])
+    assert profile["success_rate"] < 1.0  # the failure is on A's long-term record
+    memory.close()
 
 
-def test_lying_peer_is_detected_and_penalised(tmp_path: Path, procs: list) -> None:
-    started, (liar, honest) = start_peers(
-        tmp_path, [["--nbytes", str(3 << 20), "--lie"], ["--nbytes", str(3 << 20)]]
-    )
-    procs.extend(started)
-    penalties: list[tuple[PeerInfo, str]] = []
+def test_lying_peer_is_detected_discarded_and_penalised(tmp_path: Path, swarm) -> None:
+    _, docs = swarm
+    liar, honest = docs[0], docs[2]
+    memory = DualMemory.open(home=tmp_path)
 
-    async def scenario() -> str:
-        endpoint = RpcEndpoint(Identity.generate(), TcpTransport())
-        store = BlockStore(tmp_path / "reader")
-        ex = BlockExchange(
-            store, request=endpoint.request, on_penalty=lambda p, why: penalties.append((p, why))
-        )
-        try:
-            return await _get_tensor(ex, honest["manifest"], [info(liar), info(honest)])
-        finally:
-            await endpoint.close()
+    async def scenario() -> tuple[str, int, list[str]]:
+        async with _reader(tmp_path, [liar, honest], memory) as reader:
+            arr = await reader.get_tensor(honest["manifest"])
+            stored = [c for c in [honest["manifest"], *honest["blocks"]] if reader.store.get(c) is not None]
+            return hashlib.sha256(arr.tobytes()).hexdigest(), reader.stats.penalties, stored
 
-    assert asyncio.run(scenario()) == honest["sha256"]
-    assert penalties and {p.peer_id.hex() for p, _ in penalties} == {liar["peer_id"]}  # once per get
-    assert "not matching" in penalties[0][1]
+    digest, penalties, stored = asyncio.run(scenario())
+    assert digest == honest["sha256"] and penalties >= 1
+    assert len(stored) == 1 + len(honest["blocks"])  # every stored block is the genuine one
+    assert memory.recall("net", "peer", liar["peer_id"])["success_rate"] < 1.0
+    honest_profile = memory.recall("net", "peer", honest["peer_id"])
+    assert honest_profile is None or honest_profile["success_rate"] == 1.0
+    memory.close()
