@@ -13,7 +13,11 @@ Accuracies: ``digital`` (float64 weights), ``raw`` (correction ``none``) and ``c
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import math
+import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sedma.compute.crossbar import CrossbarConfig, ProgrammedMatrix, program
+from sedma.compute.devices import Device, get_device, known_devices, load_device
 from sedma.errors import InputError, StorageError
 from sedma.memory.urls import resolve_home
 
@@ -80,22 +86,48 @@ class DigitsData:
     y_test: IntArray
 
 
-def digits_data(config: InferConfig) -> DigitsData:
-    """scikit-learn's bundled digits, pixels ÷ 16, stratified split with the config's seed."""
+def load_digits_arrays() -> tuple[FloatArray, IntArray]:
+    """scikit-learn's bundled digits (1,797 × 64 pixels in 0..16, labels), read without importing
+    ``sklearn.datasets`` (seconds of start-up) when its CSV is where scikit-learn keeps it."""
+    spec = importlib.util.find_spec("sklearn")
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    csv = [Path(r) / "datasets" / "data" / "digits.csv.gz" for r in roots]
+    if csv and csv[0].is_file():
+        raw = np.loadtxt(csv[0], delimiter=",")
+        return raw[:, :-1], raw[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     digits = load_digits()
-    x = np.asarray(digits.data, dtype=np.float64) / 16.0
-    y = np.asarray(digits.target, dtype=np.int64)
-    xtr, xte, ytr, yte = train_test_split(
-        x, y, test_size=config.test_size, random_state=config.seed, stratify=y
+    return np.asarray(digits.data, dtype=np.float64), np.asarray(digits.target, dtype=np.int64)
+
+
+def stratified_split(y: IntArray, test_size: float, seed: int) -> tuple[IntArray, IntArray]:
+    """Train/test indices with each class's share kept (largest-remainder quotas), seeded."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    n_test = math.ceil(test_size * y.size)  # as scikit-learn's train_test_split rounds it
+    exact = counts * n_test / y.size
+    quota = np.floor(exact).astype(np.int64)
+    short = n_test - int(quota.sum())
+    quota[np.argsort(-(exact - quota), kind="stable")[:short]] += 1
+    test = np.concatenate(
+        [rng.permutation(np.flatnonzero(y == c))[:q] for c, q in zip(classes, quota, strict=True)]
     )
-    return DigitsData(np.ascontiguousarray(xtr.T), ytr, np.ascontiguousarray(xte.T), yte)
+    mask = np.ones(y.size, dtype=bool)
+    mask[test] = False
+    return np.flatnonzero(mask), np.sort(test)
+
+
+def digits_data(config: InferConfig) -> DigitsData:
+    """The bundled digits, pixels ÷ 16, stratified split with the config's seed; inputs as columns."""
+    x, y = load_digits_arrays()
+    x = x / 16.0
+    train, test = stratified_split(y, config.test_size, config.seed)
+    return DigitsData(np.ascontiguousarray(x[train].T), y[train], np.ascontiguousarray(x[test].T), y[test])
 
 
 def _cache_path(config: InferConfig, home: Path | None) -> Path:
-    tag = f"lbfgs-h{config.hidden}-s{config.seed}-t{config.test_size}-i{config.max_iter}"
+    tag = f"split2-lbfgs-h{config.hidden}-s{config.seed}-t{config.test_size}-i{config.max_iter}"
     digest = hashlib.sha256(tag.encode()).hexdigest()[:12]
     return resolve_home(home) / "compute" / f"digits-mlp-{digest}.npz"
 
@@ -158,3 +190,102 @@ def accuracy(logits: FloatArray, labels: IntArray) -> float:
 def as_report(material: str, digital: float, raw: float, corrected: float, **extra: Any) -> dict[str, Any]:
     """One material's row: the JSON keys ``digital``, ``raw``, ``corrected`` and details."""
     return {"material": material, "digital": digital, "raw": raw, "corrected": corrected, **extra}
+
+
+def resolve_device(spec: str) -> Device:
+    """A preset material by name, or a user device from a ``.yaml``/``.yml``/``.json`` file."""
+    if Path(spec).suffix.lower() in (".yaml", ".yml", ".json"):
+        return load_device(spec)
+    return get_device(spec)
+
+
+def resolve_materials(specs: Sequence[str]) -> list[Device]:
+    """Devices for ``--material`` values; ``all`` expands to every preset."""
+    if not specs:
+        raise InputError("give at least one --material (or 'all')")
+    names: list[str] = []
+    for spec in specs:
+        names.extend(known_devices() if spec == "all" else [spec])
+    return [resolve_device(name) for name in dict.fromkeys(names)]
+
+
+def program_mlp(mlp: DigitsMLP, device: Device, *, tile: int, seed: int) -> tuple[ProgrammedMatrix, ...]:
+    """Program both weight matrices once; absmax scaling keeps signs for the differential pairs."""
+    if tile > device.max_tile:
+        raise InputError(f"tile size {tile} is above the maximum {device.max_tile} of {device.name!r}")
+    cfg = CrossbarConfig(scaling="absmax", shards=1, threads=1)
+    return tuple(
+        program(w, device=device, tile=tile, config=cfg, seed=seed * 2 + k)
+        for k, w in enumerate((mlp.w1, mlp.w2))
+    )
+
+
+def analog_logits(
+    mlp: DigitsMLP, layers: Sequence[ProgrammedMatrix], x: FloatArray, correction: str
+) -> FloatArray:
+    """Forward pass with both linear layers read from crossbars; bias and ReLU stay digital."""
+    z1 = layers[0].read(x, correction=correction).output
+    h = np.maximum(z1 + mlp.b1[:, None], 0.0)
+    out: FloatArray = layers[1].read(h, correction=correction).output + mlp.b2[:, None]
+    return out
+
+
+def _relative(z: FloatArray, ref: FloatArray) -> float:
+    return float(np.linalg.norm(z - ref) / np.linalg.norm(ref))
+
+
+def evaluate_device(device: Device, mlp: DigitsMLP, data: DigitsData, config: InferConfig) -> dict[str, Any]:
+    """Accuracy digital / analog raw / first-order corrected on one device, mean over trials."""
+    ref = mlp.logits(data.x_test)
+    acc: dict[str, list[float]] = {"raw": [], "corrected": []}
+    err: dict[str, list[float]] = {"raw": [], "corrected": []}
+    t0 = time.perf_counter()
+    for trial in range(config.trials):
+        layers = program_mlp(mlp, device, tile=config.tile, seed=config.seed * 1000 + trial)
+        try:
+            for name, mode in (("raw", "none"), ("corrected", "first-order")):
+                z = analog_logits(mlp, layers, data.x_test, mode)
+                acc[name].append(accuracy(z, data.y_test))
+                err[name].append(_relative(z, ref))
+        finally:
+            for layer in layers:
+                layer.close()
+    return as_report(
+        device.name,
+        accuracy(ref, data.y_test),
+        float(np.mean(acc["raw"])),
+        float(np.mean(acc["corrected"])),
+        raw_trials=acc["raw"],
+        corrected_trials=acc["corrected"],
+        raw_error=float(np.mean(err["raw"])),
+        corrected_error=float(np.mean(err["corrected"])),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def run_inference(
+    devices: Sequence[Device],
+    config: InferConfig | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    home: Path | None = None,
+) -> dict[str, Any]:
+    """The digits table: model facts and, per material, digital / raw / corrected accuracy."""
+    config = config or InferConfig()
+    config.validate()
+    data = digits_data(config)
+    mlp = train_digits_mlp(config, data=data, home=home)
+    rows: dict[str, Any] = {}
+    for dev in devices:
+        if progress is not None:
+            progress(dev.name)
+        rows[dev.name] = evaluate_device(dev, mlp, data, config)
+    return {
+        "test_samples": int(data.y_test.size),
+        "hidden": config.hidden,
+        "trials": config.trials,
+        "tile": config.tile,
+        "seed": config.seed,
+        "digital": accuracy(mlp.logits(data.x_test), data.y_test),
+        "materials": rows,
+    }
