@@ -10,6 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sedma.compute.crossbar import program
+from sedma.compute.devices import get_device
 from sedma.compute.partition import (
     CostModel,
     adaptive_partition,
@@ -24,7 +26,7 @@ from sedma.compute.partition import (
     static,
 )
 from sedma.compute.plan import PartitionPlan
-from sedma.compute.pool import DevicePool, PoolDevice, load_pool, sized_pool
+from sedma.compute.pool import DevicePool, PoolDevice, device_models, device_pool, load_pool, sized_pool
 from sedma.errors import InputError
 from sedma.memory import DualMemory
 
@@ -274,3 +276,32 @@ def test_utilisation_is_reported_for_every_plan() -> None:
     found = search_partition((3, 3), sized_pool("M", sizes=(2, 4)), lambda_mem=1.0)
     assert found.cost.utilization == found.plan.cell_utilization()
     assert np.isclose(found.cost.as_dict()["utilization"], found.cost.utilization)
+
+
+def test_device_pool_takes_pulse_width_and_max_tile_from_the_material() -> None:
+    pool = device_pool(get_device("Ag-aSi"), sizes=(64, 512, 2048))
+    assert pool.sizes == (64, 512)  # 2048 is above Ag-aSi's max_tile
+    assert {d.pulse_s for d in pool.devices} == {300e-6}
+    with pytest.raises(InputError, match="no array size"):
+        device_pool(get_device("EpiRAM"), sizes=(4096,))
+
+
+def test_heterogeneous_adaptive_plans_compute_a_x_exactly_on_ideal_crossbars() -> None:
+    pool = DevicePool(
+        (
+            PoolDevice("big", 512, 2, "ideal"),
+            PoolDevice("mid", 256, 4, "ideal", speed=2.0),
+            PoolDevice("small", 64, 40, "ideal"),
+        )
+    )
+    rng = np.random.default_rng(7)
+    a, x = rng.random((1000, 777)), rng.random((777, 3))
+    found = search_partition((1000, 777), pool)
+    assert len({b.device for b in found.plan.blocks}) >= 2
+    pm = program(a, plan=found.plan, device=device_models(pool, get_device), seed=0)
+    try:
+        y = pm.read(x, correction="none").raw
+        assert pm.stats.cell_utilization == pytest.approx(found.cost.utilization)
+    finally:
+        pm.close()
+    np.testing.assert_allclose(y, a @ x, rtol=2e-5)

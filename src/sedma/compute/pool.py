@@ -11,10 +11,10 @@ host memory available for the device's tiles, partial sums and metadata.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,7 @@ DEFAULT_READ_S = 1e-6
 # MELISO+'s write-and-verify loop runs up to 21 iterations; ~10 is typical before convergence.
 DEFAULT_ITERATIONS = 10.0
 DEFAULT_SIZES = (64, 128, 256, 512)
+_D = TypeVar("_D")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,3 +203,8 @@ def device_pool(
     pool = DevicePool(devs)
     pool.validate()
     return pool
+
+
+def device_models(pool: DevicePool, resolve: Callable[[str], _D]) -> dict[str, _D]:
+    """Plan device name → device model of its material, as the crossbar engine's ``device`` map."""
+    return {d.name: resolve(d.material) for d in pool.devices}
