@@ -39,10 +39,20 @@ def netns_unavailable_reason() -> str | None:
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode != 0:
         return f"'ip netns add' failed: {made.stderr.strip()}"
+    checks = (
+        ("veth pairs", ["ip", "link", "add", "sdmp0", "type", "veth", "peer", "name", "sdmp1"]),
+        ("bridges", ["ip", "link", "add", "sdmpb", "type", "bridge"]),
+        (
+            "nftables NAT",
+            ["nft", "add table ip nat; add chain ip nat p { type nat hook postrouting priority 100; }"],
+        ),
+        ("nftables masquerade", ["nft", "add rule ip nat p masquerade"]),
+    )
     try:
-        nft = _run(["ip", "netns", "exec", probe, "nft", "list", "ruleset"], check=False)
-        if nft.returncode != 0:
-            return f"nftables unusable in a namespace: {nft.stderr.strip()}"
+        for what, argv in checks:
+            done = _run(["ip", "netns", "exec", probe, *argv], check=False)
+            if done.returncode != 0:
+                return f"{what} unavailable in a network namespace: {done.stderr.strip()}"
     finally:
         subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
@@ -141,7 +151,8 @@ class NetnsLab:
         ``random_ports`` gives a symmetric NAT (a fresh random port per destination), where
         hole punching must fail and traffic must stay on the relay.
         """
-        self.exec(router, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        # /proc/sys/net is per namespace; writing it needs no procps (sysctl) on the machine.
+        self.exec(router, ["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
         action = "masquerade random" if random_ports else "masquerade"
         rules = (
             "table ip nat {\n"
