@@ -368,3 +368,28 @@ def test_connections_beyond_the_cap_are_closed_before_any_work() -> None:
         await relay.close()
 
     asyncio.run(scenario())
+
+
+def test_circuits_beyond_the_per_peer_cap_are_refused_over_the_wire() -> None:
+    async def scenario() -> None:
+        relay = RelayServer(Identity.generate(), limits=RelayLimits(max_circuits_per_peer=2))
+        host, port = await relay.start()
+        addr = (relay.identity.peer_id, host, port)
+        target = Identity.generate()
+        reservation = await RelayReservation(target, addr, await _circuit_sink([])).open()
+        held = [(await dial_relay(addr, target.peer_id, timeout=5.0))[0] for _ in range(2)]
+        with pytest.raises(RelayRefused) as err:
+            await dial_relay(addr, target.peer_id, timeout=5.0)
+        assert err.value.code == "peer_circuits_full"
+        held[0].sock.close()  # one circuit ends: the slot frees up
+        for _ in range(100):
+            if relay.stats()["circuits"] < 2:
+                break
+            await asyncio.sleep(0.02)
+        again, _ = await dial_relay(addr, target.peer_id, timeout=5.0)
+        for ch in (again, held[1]):
+            ch.sock.close()
+        await reservation.close()
+        await relay.close()
+
+    asyncio.run(scenario())
