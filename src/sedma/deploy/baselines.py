@@ -42,14 +42,19 @@ def k8s_scores(
     return np.asarray(least + balanced, dtype=np.int64)
 
 
-def k8s_native(problem: Problem, *, seed: int = 0) -> Ints | None:
-    """Place pods one at a time in workflow order as the default scheduler does; None if stuck."""
+def k8s_native(problem: Problem, *, seed: int = 0, fixed: Ints | None = None) -> Ints | None:
+    """Place pods one at a time in workflow order as the default scheduler does; None if stuck.
+
+    ``fixed`` (node index or -1 per agent) keeps running pods where they are and schedules only
+    the -1 ones, as after an eviction.
+    """
     rng = np.random.default_rng(seed)
     req_cpu, req_mem, cap_cpu, cap_mem = _k8s_units(problem)
-    used_cpu = np.zeros(problem.m, dtype=np.int64)
-    used_mem = np.zeros(problem.m, dtype=np.int64)
-    placement = np.empty(problem.n, dtype=np.int64)
-    for i in range(problem.n):
+    placement = np.full(problem.n, -1, dtype=np.int64) if fixed is None else fixed.astype(np.int64).copy()
+    run = placement >= 0
+    used_cpu = np.bincount(placement[run], weights=req_cpu[run], minlength=problem.m).astype(np.int64)
+    used_mem = np.bincount(placement[run], weights=req_mem[run], minlength=problem.m).astype(np.int64)
+    for i in np.flatnonzero(~run):
         # Filter (NodeResourcesFit): the pod's requests fit what is left allocatable.
         ok = (used_cpu + req_cpu[i] <= cap_cpu) & (used_mem + req_mem[i] <= cap_mem)
         if not ok.any():

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sedma.errors import InputError
 
@@ -152,3 +153,83 @@ class Cluster:
         if not live:
             raise InputError("every node has failed")
         return Cluster(nodes=live, default=self.default, pairs=self.pairs, by_label=self.by_label)
+
+
+def workflow_to_dict(workflow: Workflow) -> dict[str, Any]:
+    """Plain-data form of a workflow (stored in plan.json so a plan directory is self-contained)."""
+    return {
+        "name": workflow.name,
+        "acyclic": workflow.acyclic,
+        "agents": [
+            {
+                "name": a.name,
+                "image": a.image,
+                "cpu": a.cpu,
+                "memory": a.memory,
+                "port": a.port,
+                "depends_on": [{"agent": d.agent, "data_gb": d.data_gb} for d in a.depends_on],
+            }
+            for a in workflow.agents
+        ],
+    }
+
+
+def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
+    """Inverse of :func:`workflow_to_dict`."""
+    try:
+        agents = tuple(
+            Agent(
+                name=str(a["name"]),
+                image=str(a["image"]),
+                cpu=float(a["cpu"]),
+                memory=float(a["memory"]),
+                port=int(a.get("port", 8080)),
+                depends_on=tuple(Dependency(str(d["agent"]), float(d["data_gb"])) for d in a["depends_on"]),
+            )
+            for a in data["agents"]
+        )
+        wf = Workflow(name=str(data["name"]), agents=agents, acyclic=bool(data.get("acyclic", True)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"malformed workflow record: {exc}") from None
+    wf.validate()
+    return wf
+
+
+def _link_dict(link: Link) -> dict[str, float]:
+    return {"latency_ms": link.latency_ms, "bandwidth_gbps": link.bandwidth_gbps}
+
+
+def cluster_to_dict(cluster: Cluster) -> dict[str, Any]:
+    """Plain-data form of a cluster."""
+    return {
+        "nodes": [
+            {"name": n.name, "cpu": n.cpu, "memory": n.memory, "labels": dict(n.labels)}
+            for n in cluster.nodes
+        ],
+        "links": {
+            "default": _link_dict(cluster.default),
+            "pairs": [{"a": a, "b": b, **_link_dict(lk)} for (a, b), lk in cluster.pairs.items()],
+            "by_label": [{"label": r.label, **_link_dict(r.link)} for r in cluster.by_label],
+        },
+    }
+
+
+def cluster_from_dict(data: Mapping[str, Any]) -> Cluster:
+    """Inverse of :func:`cluster_to_dict`."""
+    try:
+        links = data["links"]
+
+        def mk(d: Mapping[str, Any]) -> Link:
+            return Link(float(d["latency_ms"]), float(d["bandwidth_gbps"]))
+
+        return Cluster(
+            nodes=tuple(
+                Node(str(n["name"]), float(n["cpu"]), float(n["memory"]), dict(n.get("labels", {})))
+                for n in data["nodes"]
+            ),
+            default=mk(links["default"]),
+            pairs={(str(p["a"]), str(p["b"])): mk(p) for p in links.get("pairs", [])},
+            by_label=tuple(LabelLink(str(r["label"]), mk(r)) for r in links.get("by_label", [])),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"malformed cluster record: {exc}") from None

@@ -104,8 +104,9 @@ def _check_fits(workflow: Workflow, cluster: Cluster, problem: Problem) -> None:
     for i in np.flatnonzero(~fits_any):
         agent = workflow.agents[int(i)]
         biggest = max(cluster.nodes, key=lambda nd: (nd.memory, nd.cpu))
+        where = f"{agent.source}: " if agent.source else ""
         raise InputError(
-            f"{agent.where}: agent {agent.name!r} (cpu {format_cpu(agent.cpu)}, memory "
+            f"{where}agent {agent.name!r} (cpu {format_cpu(agent.cpu)}, memory "
             f"{format_memory(agent.memory)}) fits no node (largest: {biggest.name} with cpu "
             f"{format_cpu(biggest.cpu)}, memory {format_memory(biggest.memory)})"
         )

@@ -17,7 +17,7 @@ from sedma.deploy.lambda_mem import adaptive_lambda, memory_pressure
 from sedma.deploy.local_search import LocalSearchConfig, local_search
 from sedma.deploy.memory_api import Memory
 from sedma.deploy.model import Cluster, Workflow
-from sedma.deploy.objective import Ints, Problem, build_problem, comm_total, feasible, objective
+from sedma.deploy.objective import Ints, Problem, build_problem, comm_total, feasible, loads, objective
 from sedma.errors import InputError
 
 SOLVERS = ("auto", "exact", "local", "k8s-native", "greedy", "static")
@@ -143,6 +143,8 @@ def plan(
     result = _solve(problem, solver, limit, seed, prev, warm)
     placement, bound, optimal, explored = result
     true_problem = problem.with_bias(None)
+    if prev is not None:
+        placement = undo_needless_moves(true_problem, placement, prev)
     value = objective(true_problem, placement)
     if bound is not None and problem.bias is not None:
         bound = None  # a bound on the penalised objective is no bound on Eq. 11 itself
@@ -263,6 +265,27 @@ def _default_migration_cost(problem: Problem, prev: Ints) -> float:
     if p is None:
         return 1e-6
     return max(0.01 * objective(problem, p) / problem.n, 1e-9)
+
+
+def undo_needless_moves(problem: Problem, p: Ints, prev: Ints) -> Ints:
+    """Send a moved surviving agent back home whenever that fits and does not raise Eq. 11."""
+    p = p.copy()
+    cpu, mem = loads(problem, p)
+    for i in np.flatnonzero((prev >= 0) & (p != prev)):
+        home, here = int(prev[i]), int(p[i])
+        if cpu[home] + problem.cpu[i] > problem.cap_cpu[home] + 1e-9:
+            continue
+        if mem[home] + problem.mem[i] > problem.cap_mem[home] + 1e-9:
+            continue
+        q = p.copy()
+        q[i] = home
+        if objective(problem, q) <= objective(problem, p) + 1e-12:
+            p = q
+            cpu[here] -= problem.cpu[i]
+            mem[here] -= problem.mem[i]
+            cpu[home] += problem.cpu[i]
+            mem[home] += problem.mem[i]
+    return p
 
 
 def count_migrations(
