@@ -48,10 +48,12 @@ def test_punch_config_refuses_non_positive_times(field: str) -> None:
         PunchConfig(**{field: 0.0}).validate()
 
 
-async def _pair(*, dialer_punch: bool, target_punch: bool) -> tuple[str, list[str], bytes, bytes]:
+async def _pair(
+    *, dialer_punch: bool, target_punch: bool, host: str = "127.0.0.1"
+) -> tuple[str, list[str], bytes, bytes]:
     """One relay, a reserved target and a dialer in this process; returns what each side saw."""
     relay = RelayServer(Identity.generate())
-    host, port = await relay.start()
+    host, port = await relay.start(host)
     addr = (relay.identity.peer_id, host, port)
     target = Identity.generate()
     t_transport = NatTransport(target, punch=PunchConfig(enabled=target_punch))
@@ -66,7 +68,7 @@ async def _pair(*, dialer_punch: bool, target_punch: bool) -> tuple[str, list[st
     me = Identity.generate()
     d_transport = NatTransport(me, punch=PunchConfig(enabled=dialer_punch))
     client = RpcEndpoint(me, d_transport)
-    peer = PeerInfo(target.peer_id, "127.0.0.1", 1, relay=addr)
+    peer = PeerInfo(target.peer_id, host, 1, relay=addr)
     d_transport.add_route(peer)
     try:
         seen = await client.request(peer, "whoami", {})
@@ -84,6 +86,21 @@ def test_both_sides_upgrade_to_a_direct_socket_when_they_can() -> None:
     path, inbound, seen, proven = asyncio.run(_pair(dialer_punch=True, target_punch=True))
     assert (path, inbound) == ("holepunch", ["holepunch"])
     assert seen != proven  # each side proved its own id over the punched socket
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+def test_relay_and_hole_punching_work_over_ipv6() -> None:
+    path, inbound, _, _ = asyncio.run(_pair(dialer_punch=True, target_punch=True, host="::1"))
+    assert (path, inbound) == ("holepunch", ["holepunch"])
 
 
 @pytest.mark.parametrize(("dialer", "target"), [(True, False), (False, True)])

@@ -227,9 +227,11 @@ class SocketChannel:
             raise PeerError(f"relay did not answer within {timeout} s") from exc
 
 
-def reuse_socket(local: Address | None = None) -> socket.socket:
-    """A TCP socket that may share its local port (hole punching dials from the same port)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def reuse_socket(local: Address | None = None, *, host: str = "") -> socket.socket:
+    """A TCP socket that may share its local port (hole punching dials from the same port);
+    IPv6 when the local address or ``host`` is an IPv6 literal."""
+    v6 = ":" in (local[0] if local is not None else host)
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if hasattr(socket, "SO_REUSEPORT"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -242,7 +244,7 @@ def reuse_socket(local: Address | None = None) -> socket.socket:
 
 async def open_channel(addr: Address, *, timeout: float) -> SocketChannel:
     """Connect to ``addr`` from a port-sharing socket, so hole punching can reuse its port."""
-    sock = reuse_socket()
+    sock = reuse_socket(host=addr[0])
     try:
         await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, addr), timeout)
     except (OSError, TimeoutError) as exc:
