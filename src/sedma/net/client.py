@@ -52,7 +52,7 @@ def register_client_api(node: Node) -> None:
     async def peers(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         return {"self": node_info(node), "peers": await node.peers()}
 
-    async def echo(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def echo(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         return body
 
     async def locate(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
@@ -63,10 +63,23 @@ def register_client_api(node: Node) -> None:
         providers = [r.peer.addr for r in records]
         return {"providers": providers, "hops": result.hops, "queried": result.queried, "ms": ms}
 
-    api = {"put_block": put_block, "publish": publish, "get": get, "peers": peers, "echo": echo}
-    api["locate"] = locate
+    async def put_value(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        name, value = body.get("name"), body.get("value")
+        if not (isinstance(name, bytes) and isinstance(value, bytes)):
+            raise InputError("node.put_value: fields 'name' and 'value' must be bytes")
+        return {"key": await node.dht.put_value(name, value)}
+
+    api = {
+        "put_value": put_value,
+        "put_block": put_block,
+        "publish": publish,
+        "get": get,
+        "peers": peers,
+        "locate": locate,
+    }
     for name, fn in api.items():
         node.endpoint.register(f"node.{name}", fn)
+    node.endpoint.register_sync("node.echo", echo)
 
 
 def node_info(node: Node) -> dict[str, Any]:
@@ -141,6 +154,13 @@ class NodeClient:
 
     async def peers(self) -> dict[str, Any]:
         return await self.call("node.peers", {})
+
+    async def put_value(self, name: bytes, value: bytes) -> bytes:
+        """Have the node publish a signed DHT record; returns its key."""
+        key = (await self.call("node.put_value", {"name": name, "value": value})).get("key")
+        if not isinstance(key, bytes):
+            raise PeerError(f"node {self.peer.addr} answered node.put_value without a key")
+        return key
 
     async def locate(self, cid: str) -> dict[str, Any]:
         """Have the node look up every provider of ``cid``."""

@@ -68,6 +68,7 @@ class Caller:
 
 
 Handler = Callable[[Caller, dict[str, Any]], Awaitable[dict[str, Any]]]
+SyncHandler = Callable[[Caller, dict[str, Any]], dict[str, Any]]
 StreamHandler = Callable[[Caller, dict[str, Any]], AsyncIterator[dict[str, Any]]]
 PeerHook = Callable[[Caller, "RpcConnection"], None]
 
@@ -207,6 +208,10 @@ class RpcConnection:
         if not isinstance(method, str):
             self._error(frame.req_id, "bad_request", "request without a method name")
             return
+        sync = self.endpoint.sync_handlers.get(method)
+        if sync is not None and window is None:
+            self._serve_now(frame.req_id, method, sync, body)
+            return
         if isinstance(window, int):
             coro = self._serve_stream(frame.req_id, method, body, window)
         else:
@@ -227,6 +232,15 @@ class RpcConnection:
         if self._paused and self._inflight <= self.endpoint.config.max_inflight // 2:
             self._paused = False
             self.conn.resume_reading()
+
+    def _serve_now(self, req_id: int, method: str, handler: SyncHandler, body: dict[str, Any]) -> None:
+        """Answer a non-blocking handler inline: no task, no extra loop iteration."""
+        assert self.caller is not None
+        try:
+            result = handler(self.caller, body)
+            self.conn.write(Kind.RESPONSE, req_id, result)
+        except Exception as exc:
+            self._handler_failed(req_id, method, exc)
 
     async def _serve(self, req_id: int, method: str, body: dict[str, Any]) -> None:
         try:
@@ -362,6 +376,7 @@ class RpcEndpoint:
         self.config = (config or RpcConfig()).validate()
         self.load_fn = load_fn
         self.handlers: dict[str, Handler] = {}
+        self.sync_handlers: dict[str, SyncHandler] = {}
         self.stream_handlers: dict[str, StreamHandler] = {}
         self.on_peer: list[PeerHook] = []
         self.listener: Listener | None = None
@@ -372,6 +387,10 @@ class RpcEndpoint:
 
     def register(self, method: str, handler: Handler) -> None:
         self.handlers[method] = handler
+
+    def register_sync(self, method: str, handler: SyncHandler) -> None:
+        """A handler that never blocks (pure look-ups): answered inline, without a task."""
+        self.sync_handlers[method] = handler
 
     def register_stream(self, method: str, handler: StreamHandler) -> None:
         self.stream_handlers[method] = handler

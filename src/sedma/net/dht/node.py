@@ -71,6 +71,7 @@ class DhtNode:
         self.dead: dict[bytes, float] = {}
         self._provided: set[bytes] = set()
         self._published: dict[bytes, SignedRecord] = {}
+        self._wire_peers: dict[tuple[Any, ...], PeerInfo] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         DhtHandlers(self.routing, self.storage, load_fn=load_fn, clock=clock).register(endpoint)
@@ -138,8 +139,7 @@ class DhtNode:
     def _query(self, method: str, key: bytes, field: str | None) -> Any:
         async def ask(peer: PeerInfo) -> Answer:
             body = await self._call(peer, method, {"key": key})
-            raw_peers = body.get("peers")
-            peers = [p for p in map(peer_from_wire, raw_peers or []) if p is not None]
+            peers = self._peers_from_wire(body.get("peers"))
             found = body.get(field) if field else None
             values = found if isinstance(found, list) and field == "providers" else []
             if field == "record" and found is not None:
@@ -147,6 +147,29 @@ class DhtNode:
             return Answer(peers, values)
 
         return ask
+
+    def _peers_from_wire(self, raw: Any) -> list[PeerInfo]:
+        """Peers named in an answer; parsed once per distinct entry (answers repeat a lot)."""
+        out: list[PeerInfo] = []
+        cache = self._wire_peers
+        for item in raw if isinstance(raw, list) else []:
+            # Only well-typed entries are hashable keys; anything else is dropped by the parser.
+            ok = (
+                isinstance(item, list)
+                and len(item) == 3
+                and all(isinstance(v, bytes | str | int) for v in item)
+            )
+            key = tuple(item) if ok else None
+            peer = cache.get(key) if key is not None else None
+            if peer is None:
+                peer = peer_from_wire(item)
+                if peer is None or key is None:
+                    continue
+                if len(cache) > 65536:
+                    cache.clear()
+                cache[key] = peer
+            out.append(peer)
+        return out
 
     async def _lookup(self, method: str, key: bytes, field: str | None) -> LookupResult:
         exclude = self._excluded()

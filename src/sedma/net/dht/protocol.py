@@ -69,34 +69,35 @@ class DhtHandlers:
         self.load_fn, self.clock = load_fn, clock
 
     def register(self, endpoint: RpcEndpoint) -> None:
-        endpoint.register(PING, self.ping)
-        endpoint.register(FIND_NODE, self.find_node)
-        endpoint.register(FIND_VALUE, self.find_value)
-        endpoint.register(STORE, self.store)
-        endpoint.register(ADD_PROVIDER, self.add_provider)
-        endpoint.register(GET_PROVIDERS, self.get_providers)
+        # Every handler is a pure look-up or insert: answered inline, without a task.
+        endpoint.register_sync(PING, self.ping)
+        endpoint.register_sync(FIND_NODE, self.find_node)
+        endpoint.register_sync(FIND_VALUE, self.find_value)
+        endpoint.register_sync(STORE, self.store)
+        endpoint.register_sync(ADD_PROVIDER, self.add_provider)
+        endpoint.register_sync(GET_PROVIDERS, self.get_providers)
 
     def _closer(self, key: bytes, caller: Caller) -> list[list[Any]]:
         peers = self.routing.closest(key, self.routing.k, exclude=(caller.peer_id,))
         return [peer_to_wire(p) for p in peers]
 
-    async def ping(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def ping(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         return {"load": load_to_wire(self.load_fn() if self.load_fn else None)}
 
-    async def find_node(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def find_node(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         return {"peers": self._closer(_key(body), caller)}
 
-    async def find_value(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def find_value(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         key = _key(body)
         rec = self.storage.get_record(key, self.clock())
         return {"peers": self._closer(key, caller), "record": rec.to_wire() if rec else None}
 
-    async def get_providers(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def get_providers(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         key = _key(body)
         provs = self.storage.get_providers(key, self.clock())
         return {"peers": self._closer(key, caller), "providers": [p.to_wire() for p in provs]}
 
-    async def store(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def store(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         now, kept = self.clock(), 0
         for raw in _batch(body, "records"):
             try:
@@ -105,7 +106,7 @@ class DhtHandlers:
                 continue  # a forged record is dropped, the rest of the batch still counts
         return {"stored": kept}
 
-    async def add_provider(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def add_provider(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         now, kept = self.clock(), 0
         for raw in _batch(body, "providers"):
             try:

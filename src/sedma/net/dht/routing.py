@@ -39,6 +39,7 @@ class RoutingTable:
         self.self_key = self_key
         self.k = k
         self.buckets: list[OrderedDict[bytes, PeerInfo]] = [OrderedDict() for _ in range(KEY_BITS)]
+        self._ints: dict[bytes, int] = {}  # peer id -> DHT key as an int, so sorting hashes nothing
 
     def add(self, peer: PeerInfo) -> tuple[bool, PeerInfo | None]:
         """Insert or refresh ``peer``; returns (is new, least-recently-seen peer to ping if full)."""
@@ -52,12 +53,14 @@ class RoutingTable:
             return False, None
         if len(bucket) < self.k:
             bucket[peer.peer_id] = peer
+            self._ints[peer.peer_id] = int.from_bytes(peer.dht_key, "big")
             return True, None
         return False, next(iter(bucket.values()))
 
     def remove(self, peer: PeerInfo) -> bool:
         """Drop ``peer`` (it failed to answer)."""
         index = bucket_index(self.self_key, peer.dht_key)
+        self._ints.pop(peer.peer_id, None)
         return index >= 0 and self.buckets[index].pop(peer.peer_id, None) is not None
 
     def __contains__(self, peer: PeerInfo) -> bool:
@@ -74,8 +77,9 @@ class RoutingTable:
         """The ``n`` known peers nearest to ``key`` by XOR distance."""
         skip = set(exclude)
         target = int.from_bytes(key, "big")
+        ints = self._ints
         peers = [p for p in self.peers() if p.peer_id not in skip]
-        peers.sort(key=lambda p: int.from_bytes(p.dht_key, "big") ^ target)
+        peers.sort(key=lambda p: ints[p.peer_id] ^ target)
         return peers[:n]
 
     def refresh_indices(self) -> list[int]:

@@ -33,6 +33,23 @@ def _signed(tag: bytes, *fields: Any) -> bytes:
     return msgpack.packb([tag, *fields], use_bin_type=True)
 
 
+_VERIFIED: OrderedDict[tuple[bytes, bytes, bytes], None] = OrderedDict()
+_VERIFIED_MAX = 8192
+
+
+def _verify_once(public: bytes, sig: bytes, message: bytes) -> bool:
+    """Ed25519 check, remembered: the k closest peers all return the same signed record."""
+    key = (public, sig, message)
+    if key in _VERIFIED:
+        return True
+    if not verify(public, sig, message):
+        return False
+    _VERIFIED[key] = None
+    if len(_VERIFIED) > _VERIFIED_MAX:
+        _VERIFIED.popitem(last=False)
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class SignedRecord:
     """A small value under ``record_key(publisher, name)`` with a sequence number and expiry."""
@@ -70,7 +87,7 @@ class SignedRecord:
             raise IntegrityError("record seq/expires malformed or value too large")
         if not (isinstance(publisher, bytes) and len(publisher) == 32):
             raise IntegrityError("record publisher must be a 32-byte key")
-        if not verify(publisher, sig, _signed(b"rec1", name, value, seq, expires)):
+        if not _verify_once(publisher, sig, _signed(b"rec1", name, value, seq, expires)):
             raise IntegrityError("record signature does not match its publisher")
         return cls(name, value, publisher, seq, float(expires), sig)
 
@@ -109,7 +126,7 @@ class ProviderRecord:
         ok = ok and isinstance(expires, int | float) and isinstance(sig, bytes)
         if not ok or not 0 < port < 65536:
             raise IntegrityError("provider record fields malformed")
-        if not verify(public, sig, _signed(b"prov1", key, host, port, expires)):
+        if not _verify_once(public, sig, _signed(b"prov1", key, host, port, expires)):
             raise IntegrityError("provider record signature does not match its key")
         return cls(key, public, host, port, float(expires), sig)
 

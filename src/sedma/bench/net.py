@@ -1,0 +1,443 @@
+"""``sedma bench net``: transfer, RTT and DHT look-ups beside a raw asyncio socket floor.
+
+Everything runs between real processes on loopback in one run: a raw asyncio
+``BufferedProtocol`` receiving 16 MiB from another process is the floor; a node in this process
+then fetches 16 MiB tensors (DHT provider look-up, verified blocks, assembly) from a peer in a
+swarm process; 1 KB request round trips; signed-record gets and provider look-ups on a 64-peer
+swarm (4 processes); the same look-ups after killing one process (25% of the peers).
+Goals (issue 5): transfer >= 150 MB/s and >= 60% of the floor, RTT p50 <= 0.5 ms, look-ups
+p50 <= 3 ms with 100% success, p95 <= 1 s with 25% of the peers dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from rich.progress import Progress, TaskID
+
+from sedma._output import console, emit_json, err_console, print_table
+from sedma.errors import ConfigError, SedmaError
+from sedma.net.client import NodeClient
+from sedma.net.node import Node, NodeConfig, dht_key, parse_addr
+from sedma.net.types import PeerInfo
+
+GOAL_TRANSFER_MB_S = 150.0
+GOAL_FLOOR_SHARE = 0.60
+GOAL_RTT_P50_MS = 0.5
+GOAL_LOOKUP_P50_MS = 3.0
+GOAL_DEAD25_P95_MS = 1000.0
+MIB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """Sizes of one run (issue 5: 16 MiB, 64 peers, 25% killed)."""
+
+    transfer_mib: int = 16
+    repeats: int = 5
+    rtt_samples: int = 1000
+    peers: int = 64
+    procs: int = 4
+    lookups: int = 100
+    seed: int = 0
+
+    def validate(self) -> BenchConfig:
+        for name in ("transfer_mib", "repeats", "rtt_samples", "peers", "procs", "lookups"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"bench net: {name} must be an integer >= 1, got {v!r}")
+        if self.procs < 2 or self.peers % self.procs:
+            raise ConfigError(
+                f"bench net: peers ({self.peers}) must split evenly over procs >= 2 ({self.procs})"
+            )
+        return self
+
+
+def pct(samples: list[float]) -> dict[str, float]:
+    a = np.asarray(samples, dtype=np.float64)
+    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)), "n": int(a.size)}
+
+
+# ---- the floor: raw asyncio sockets between two processes -------------------------------------
+
+
+def floor_server() -> None:
+    """Child process: send ``nbytes`` of raw bytes for every 1-byte request (prints its port)."""
+    nbytes = int(sys.argv[1])
+    payload = os.urandom(nbytes)
+
+    class Sender(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            for _ in data:
+                self.transport.write(payload)
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Sender, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+
+
+class _Receiver(asyncio.BufferedProtocol):
+    def __init__(self) -> None:
+        self.buf = bytearray(256 * 1024)
+        self.want = 0
+        self.done: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self.buf)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.want -= nbytes
+        if self.want <= 0 and self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+
+async def measure_floor(nbytes: int, repeats: int) -> list[float]:
+    """MB/s of raw 16 MiB receives over loopback from another process (asyncio BufferedProtocol)."""
+    code = "from sedma.bench.net import floor_server; floor_server()"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(nbytes)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        loop = asyncio.get_running_loop()
+        transport, recv = await loop.create_connection(_Receiver, "127.0.0.1", port)
+        rates = []
+        for _ in range(repeats + 1):  # the first round warms the connection up
+            recv.want, recv.done = nbytes, loop.create_future()
+            started = time.perf_counter()
+            transport.write(b"g")
+            await recv.done
+            rates.append(nbytes / (time.perf_counter() - started) / 1e6)
+        transport.close()
+        return rates[1:]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# ---- the swarm ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def swarm_processes(
+    procs: int, per_proc: int, home: Path
+) -> Iterator[tuple[list[subprocess.Popen[str]], list[list[str]]]]:
+    """``procs`` processes running ``sedma swarm --nodes per_proc``; yields (processes, addresses)."""
+    cli = [sys.executable, "-m", "sedma.cli", "swarm", "--nodes", str(per_proc)]
+    env = {**os.environ, "SEDMA_HOME": str(home)}
+    started: list[subprocess.Popen[str]] = []
+
+    def spawn(extra: list[str]) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            cli + extra, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        )
+        started.append(proc)
+        return proc
+
+    try:
+        addrs = [_addresses(spawn([]), per_proc)]
+        rest = [spawn(["--bootstrap", addrs[0][i % per_proc]]) for i in range(procs - 1)]
+        addrs += [_addresses(p, per_proc) for p in rest]
+        yield started, addrs
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
+
+
+def _addresses(proc: subprocess.Popen[str], n: int) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while len(lines) < n:
+        line = proc.stdout.readline()
+        if not line:
+            raise SedmaError(f"a swarm process exited after printing {len(lines)} of {n} addresses")
+        lines.append(line.strip())
+    return lines
+
+
+def _peer(addr: str) -> PeerInfo:
+    host, port = parse_addr(addr)
+    return PeerInfo(b"", host, port)
+
+
+# ---- measurements on the swarm ------------------------------------------------------------
+
+
+async def measure_transfer(node: Node, provider: str, cfg: BenchConfig) -> list[float]:
+    """MB/s of ``get_tensor`` of fresh 16 MiB tensors held by a peer in another process."""
+    rng = np.random.default_rng(cfg.seed)
+    rates = []
+    host, port = parse_addr(provider)
+    async with NodeClient(host, port) as client:
+        for _ in range(cfg.repeats):
+            arr = rng.standard_normal(cfg.transfer_mib * MIB // 4).astype(np.float32)
+            cid, _ = await client.put(arr, replicas=0)
+            started = time.perf_counter()
+            got = await node.get_tensor(cid)
+            rates.append(arr.nbytes / (time.perf_counter() - started) / 1e6)
+            if not np.array_equal(got, arr):
+                raise SedmaError(f"bench net: tensor {cid} came back different")
+    return rates
+
+
+async def measure_rtt(node: Node, addr: str, samples: int) -> list[float]:
+    """Milliseconds per 1 KB request/response to a peer in another process."""
+    peer, body = _peer(addr), {"pad": os.urandom(1024)}
+    for _ in range(20):  # connection set-up and warm-up are not round trips
+        await node.endpoint.request(peer, "node.echo", body)
+    out = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        await node.endpoint.request(peer, "node.echo", body)
+        out.append((time.perf_counter() - started) * 1e3)
+    return out
+
+
+async def publish_keys(addrs: list[str], n: int, seed: int) -> list[tuple[str, bytes, str]]:
+    """n (publisher, record key, tensor CID) published by random swarm peers through their API."""
+    rnd = random.Random(seed)
+    sem = asyncio.Semaphore(8)
+
+    async def one(i: int) -> tuple[str, bytes, str]:
+        addr = rnd.choice(addrs)
+        host, port = parse_addr(addr)
+        async with sem, NodeClient(host, port) as client:
+            key = await client.put_value(b"bench/%d" % i, b"value-%d" % i)
+            cid, _ = await client.put(np.full(8, i, dtype=np.int64), replicas=0)
+        return addr, key, cid
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+async def measure_lookups(node: Node, keys: list[tuple[str, bytes, str]], alive: set[str]) -> dict[str, Any]:
+    """Record gets and provider look-ups from ``node``: latency and success."""
+    gets, provs, ok_get, ok_prov, n_prov = [], [], 0, 0, 0
+    for i, (publisher, key, cid) in enumerate(keys):
+        started = time.perf_counter()
+        value = await node.dht.get_value(key)
+        gets.append((time.perf_counter() - started) * 1e3)
+        ok_get += value == b"value-%d" % i
+        started = time.perf_counter()
+        records, _ = await node.dht.get_providers(dht_key(cid))
+        provs.append((time.perf_counter() - started) * 1e3)
+        if publisher in alive:
+            n_prov += 1
+            ok_prov += publisher in {r.peer.addr for r in records}
+    return {
+        "dht_get_ms": pct(gets),
+        "provider_ms": pct(provs),
+        "dht_get_success": ok_get / len(keys),
+        "provider_success": ok_prov / max(n_prov, 1),
+    }
+
+
+async def run_bench(cfg: BenchConfig, progress: Progress) -> dict[str, Any]:
+    """One run of every measurement; figures are all measured here."""
+    task = progress.add_task("floor: raw asyncio socket", total=6)
+    floor = await measure_floor(cfg.transfer_mib * MIB, cfg.repeats)
+    with tempfile.TemporaryDirectory(prefix="sedma-bench-net-") as tmp:
+        _step(progress, task, f"swarm: {cfg.peers} peers in {cfg.procs} processes")
+        with swarm_processes(cfg.procs, cfg.peers // cfg.procs, Path(tmp)) as (procs, addrs):
+            node = Node(NodeConfig(ephemeral=True, home=Path(tmp), bootstrap=(addrs[0][0],)))
+            await node.start()
+            try:
+                results = await _on_swarm(node, procs, addrs, cfg, progress, task)
+            finally:
+                await node.stop()
+    results["floor_mb_s_samples"] = floor
+    results["floor_mb_s"] = float(np.median(floor))
+    results["transfer_share_of_floor"] = results["transfer_mb_s"] / results["floor_mb_s"]
+    results["config"] = asdict(cfg)
+    results["goals"] = goals(results)
+    return results
+
+
+def _step(progress: Progress, task: TaskID, what: str) -> None:
+    progress.update(task, advance=1, description=what)
+
+
+async def _on_swarm(
+    node: Node,
+    procs: list[subprocess.Popen[str]],
+    addrs: list[list[str]],
+    cfg: BenchConfig,
+    progress: Progress,
+    task: TaskID,
+) -> dict[str, Any]:
+    _step(progress, task, f"transfer: {cfg.repeats} x {cfg.transfer_mib} MiB")
+    transfer = await measure_transfer(node, addrs[1][0], cfg)
+    _step(progress, task, f"rtt: {cfg.rtt_samples} x 1 KB")
+    rtt = await measure_rtt(node, addrs[1][1], cfg.rtt_samples)
+    _step(progress, task, f"look-ups: {cfg.lookups} keys on {cfg.peers} peers")
+    everyone = [a for group in addrs for a in group]
+    keys = await publish_keys(everyone, cfg.lookups, cfg.seed)
+    live = await measure_lookups(node, keys, set(everyone))
+    _step(progress, task, "look-ups with 25% of the peers killed")
+    victim = procs[-1]
+    victim.kill()
+    victim.wait()
+    alive = {a for group in addrs[:-1] for a in group}
+    dead = await measure_lookups(node, keys, alive)
+    progress.update(task, advance=1)
+    return {
+        "transfer_mb_s_samples": transfer,
+        "transfer_mb_s": float(np.median(transfer)),
+        "rtt_ms_p50": pct(rtt)["p50"],
+        "rtt_ms_p95": pct(rtt)["p95"],
+        "lookup_ms_p50": live["provider_ms"]["p50"],
+        "lookup_ms_p95": live["provider_ms"]["p95"],
+        "dht_get_ms_p50": live["dht_get_ms"]["p50"],
+        "dht_get_ms_p95": live["dht_get_ms"]["p95"],
+        "lookup_success": min(live["dht_get_success"], live["provider_success"]),
+        "provider_success": live["provider_success"],
+        "dht_get_success": live["dht_get_success"],
+        "dead25_lookup_ms_p50": dead["provider_ms"]["p50"],
+        "dead25_lookup_ms_p95": dead["provider_ms"]["p95"],
+        "dead25_dht_get_ms_p95": dead["dht_get_ms"]["p95"],
+        "dead25_provider_success": dead["provider_success"],
+        "dead25_dht_get_success": dead["dht_get_success"],
+        "peers": cfg.peers,
+        "killed": cfg.peers // cfg.procs,
+    }
+
+
+def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 5's goals checked against this run's figures."""
+    checks = [
+        ("transfer >= 150 MB/s", r["transfer_mb_s"], r["transfer_mb_s"] >= GOAL_TRANSFER_MB_S),
+        (
+            "transfer >= 60% of floor",
+            r["transfer_share_of_floor"],
+            r["transfer_share_of_floor"] >= GOAL_FLOOR_SHARE,
+        ),
+        ("1 KB RTT p50 <= 0.5 ms", r["rtt_ms_p50"], r["rtt_ms_p50"] <= GOAL_RTT_P50_MS),
+        ("provider look-up p50 <= 3 ms", r["lookup_ms_p50"], r["lookup_ms_p50"] <= GOAL_LOOKUP_P50_MS),
+        ("DHT get p50 <= 3 ms", r["dht_get_ms_p50"], r["dht_get_ms_p50"] <= GOAL_LOOKUP_P50_MS),
+        ("look-up success 100%", r["lookup_success"], r["lookup_success"] >= 1.0),
+        (
+            "25% dead: look-up p95 <= 1 s",
+            r["dead25_lookup_ms_p95"],
+            r["dead25_lookup_ms_p95"] <= GOAL_DEAD25_P95_MS,
+        ),
+    ]
+    return [{"goal": g, "value": v, "pass": bool(ok)} for g, v, ok in checks]
+
+
+def print_report(r: dict[str, Any]) -> None:
+    """Tables: throughput beside the floor, latencies, goals."""
+    print_table(
+        f"transfer of {r['config']['transfer_mib']} MiB between processes"
+        f" (median of {r['config']['repeats']})",
+        ["path", "MB/s", "share of floor"],
+        [
+            ("raw asyncio BufferedProtocol (floor)", r["floor_mb_s"], "100%"),
+            (
+                "sedma get_tensor (DHT + verified blocks)",
+                r["transfer_mb_s"],
+                f"{r['transfer_share_of_floor']:.0%}",
+            ),
+        ],
+    )
+    print_table(
+        f"latency on {r['peers']} peers (ms)",
+        ["operation", "p50", "p95", "success"],
+        [
+            ("1 KB request RTT", r["rtt_ms_p50"], r["rtt_ms_p95"], "-"),
+            (
+                "DHT get (signed record)",
+                r["dht_get_ms_p50"],
+                r["dht_get_ms_p95"],
+                f"{r['dht_get_success']:.0%}",
+            ),
+            ("provider look-up", r["lookup_ms_p50"], r["lookup_ms_p95"], f"{r['provider_success']:.0%}"),
+            (
+                f"provider look-up, {r['killed']} peers killed",
+                r["dead25_lookup_ms_p50"],
+                r["dead25_lookup_ms_p95"],
+                f"{r['dead25_provider_success']:.0%}",
+            ),
+        ],
+    )
+    rows = [
+        (g["goal"], g["value"], "[green]pass[/green]" if g["pass"] else "[red]FAIL[/red]") for g in r["goals"]
+    ]
+    print_table("goals", ["goal", "measured", "result"], rows)
+
+
+def plot(r: dict[str, Any], path: Path) -> Path:
+    """Throughput beside the floor, and latency percentiles with the goals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.bar(
+        ["raw asyncio floor", "sedma get_tensor"], [r["floor_mb_s"], r["transfer_mb_s"]], color=["grey", "C0"]
+    )
+    ax1.axhline(GOAL_TRANSFER_MB_S, color="red", ls="--", lw=1, label="goal 150 MB/s")
+    ax1.set_ylabel("MB/s")
+    ax1.set_title(f"{r['config']['transfer_mib']} MiB between processes")
+    ax1.legend(fontsize=8)
+    names = ["RTT 1 KB", "DHT get", "providers", "providers\n25% dead"]
+    keys = ["rtt_ms", "dht_get_ms", "lookup_ms", "dead25_lookup_ms"]
+    x = np.arange(len(names))
+    ax2.bar(x - 0.2, [r[f"{k}_p50"] for k in keys], 0.4, label="p50")
+    ax2.bar(x + 0.2, [r[f"{k}_p95"] for k in keys], 0.4, label="p95")
+    ax2.axhline(GOAL_LOOKUP_P50_MS, color="red", ls="--", lw=1, label="goal look-up p50 3 ms")
+    ax2.set_xticks(x, names, fontsize=8)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("ms")
+    ax2.set_title(f"latency on {r['peers']} peers")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+@click.command(name="net")
+@click.option("--quick", is_flag=True, help="Fewer repeats and samples (same sizes and 64 peers).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to save the plot [default: $SEDMA_HOME/bench/net.png].")  # fmt: skip
+@click.option("--no-plot", is_flag=True, help="Do not draw the plot.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document for machines.")
+def net(quick: bool, plot_path: Path | None, no_plot: bool, as_json: bool) -> None:
+    """Transfer MB/s beside a raw socket floor, 1 KB RTT, DHT look-ups on 64 peers, 25% killed."""
+    cfg = BenchConfig(repeats=3, rtt_samples=300, lookups=40) if quick else BenchConfig()
+    cfg.validate()
+    with Progress(console=err_console, transient=True) as progress:
+        results = asyncio.run(run_bench(cfg, progress))
+    home = Path(os.environ.get("SEDMA_HOME") or Path.home() / ".sedma")
+    results["plot"] = None if no_plot else str(plot(results, plot_path or home / "bench" / "net.png"))
+    if as_json:
+        emit_json(results)
+        return
+    print_report(results)
+    if results["plot"]:
+        console.print(f"plot: {results['plot']}")
