@@ -1,0 +1,104 @@
+"""``sedma matvec``: the JSON contract and one readable line (exit 1) for every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sedma.cli import main
+
+SMALL = ["--rows", "96", "--cols", "80", "--tile", "32"]
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(["matvec", *args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_report_has_the_contract_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run([*SMALL, "--material", "EpiRAM", "--batch", "3", "--json"], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    for key in ("lambda", "mvm_per_s", "program_s", "program_iterations", "tiles", "cell_utilization",
+                "energy_j", "latency_s"):  # fmt: skip
+        assert key in doc
+    assert set(doc["relative_error"]) >= {"raw", "first_order", "full"}
+    assert doc["relative_error"]["full"] < doc["relative_error"]["raw"]
+    assert doc["tiles"] == 9 and doc["options"]["material"] == "EpiRAM"
+
+
+def test_matrix_and_vector_files_and_fixed_lambda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    a, x = rng.random((40, 30)), rng.random(30)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "x.npy", x)
+    args = ["--matrix", str(tmp_path / "a.npy"), "--vector", str(tmp_path / "x.npy")]
+    code, out, _ = _run([*args, "--material", "ideal", "--tile", "16", "--lambda", "1e-12", "--json"], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["lambda"] == 1e-12 and doc["relative_error"]["full"] < 1e-5
+
+
+def _bad_files(tmp: Path) -> dict[str, Path]:
+    files = {
+        "nan": np.array([[1.0, np.nan], [0.0, 1.0]]),
+        "flat": np.arange(4.0),
+        "empty": np.zeros((0, 2)),
+        "text": np.array([["a", "b"]]),
+        "x3": np.ones(3),
+        "good": np.ones((2, 2)),
+    }
+    out = {}
+    for name, arr in files.items():
+        out[name] = tmp / f"{name}.npy"
+        np.save(out[name], arr)
+    (tmp / "dev.yaml").write_text("g_min: 1e-6\ng_max: -1\n")
+    out["dev"] = tmp / "dev.yaml"
+    return out
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--matrix", "{nan}"], "NaN or Inf"),
+        (["--matrix", "{flat}"], "2-D"),
+        (["--matrix", "{empty}"], "empty"),
+        (["--matrix", "{text}"], "not a real numeric type"),
+        (["--matrix", "{good}", "--vector", "{x3}"], "does not match"),
+        (["--matrix", "{absent}"], "does not exist"),
+        (["--material", "Unobtainium"], "unknown material"),
+        (["--tile", "1"], "below 2"),
+        (["--tile", "4096"], "above the maximum"),
+        (["--device-file", "{dev}"], "missing field"),
+        (["--lambda", "soon"], "--lambda must be"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], match: str
+) -> None:
+    files = {k: str(v) for k, v in _bad_files(tmp_path).items()} | {"absent": str(tmp_path / "no.npy")}
+    code, _out, err = _run([a.format(**files) for a in args] + ["--rows", "8"], capsys)
+    assert code == 1 and match in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_process_exits_1_without_traceback(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.array([[np.inf]]))
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sedma.cli", "matvec", "--matrix", str(tmp_path / "a.npy")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "NaN or Inf" in proc.stderr and "Traceback" not in proc.stderr
