@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -116,7 +116,7 @@ class PartitionSearch:
     origin: str
     evaluated: int
     elapsed_s: float
-    notes: tuple[str, ...] = field(default=())
+    states: int = 0
 
 
 def effective_lambda(shape: tuple[int, int], pool: DevicePool, lambda_mem: float, model: CostModel) -> float:
@@ -192,7 +192,7 @@ class _Guillotine:
         self.act_s = model.mvms * pool.column("read_s") / speed
         self.model, self.lam = model, lam
         self.cuts = sorted({int(s) for s in self.size})
-        self.memo: dict[tuple[int, int], tuple[float, tuple[Any, ...]]] = {}
+        self.memo: dict[tuple[int, int, bool, bool], tuple[float, tuple[Any, ...]]] = {}
 
     def leaf(self, h: int, w: int) -> tuple[float, int]:
         """Cheapest single-device grid over an h × w region (a static partition of it)."""
@@ -204,24 +204,40 @@ class _Guillotine:
         d = int(np.argmin(cost))
         return float(cost[d]), d
 
-    def solve(self, h: int, w: int) -> tuple[float, tuple[Any, ...]]:
-        """Best cost and plan tree of an h × w region: ("leaf", d) or (axis, cut, left, right)."""
-        hit = self.memo.get((h, w))
+    def solve(
+        self, h: int, w: int, lock: tuple[bool, bool] = (False, False)
+    ) -> tuple[float, tuple[Any, ...]]:
+        """Best cost and plan tree of an h × w region: ("leaf", d) or (axis, cut, left, right).
+
+        A cut splits an extent x into S·⌊x/S⌋, which is then locked along that axis (any array
+        size that divides it tiles it without waste, so cutting it again gains nothing), and the
+        remainder x mod S, which is solved further. This keeps the states few for any sizes.
+        """
+        hit = self.memo.get((h, w, *lock))
         if hit is not None:
             return hit
         cost, d = self.leaf(h, w)
         best: tuple[float, tuple[Any, ...]] = (cost, ("leaf", d))
-        for axis, extent in (("h", h), ("w", w)):
+        for axis, extent in ((0, h), (1, w)):
+            if lock[axis]:
+                continue
             for s in self.cuts:
                 cut = s * (extent // s)
-                if not 0 < cut < extent:
-                    continue
-                a = self.solve(cut, w) if axis == "h" else self.solve(h, cut)
-                b = self.solve(h - cut, w) if axis == "h" else self.solve(h, w - cut)
-                if a[0] + b[0] < best[0]:
-                    best = (a[0] + b[0], (axis, cut, a[1], b[1]))
-        self.memo[(h, w)] = best
+                if 0 < cut < extent:
+                    total, tree = self._split(axis, cut, h, w, lock)
+                    if total < best[0]:
+                        best = (total, tree)
+        self.memo[(h, w, *lock)] = best
         return best
+
+    def _split(
+        self, axis: int, cut: int, h: int, w: int, lock: tuple[bool, bool]
+    ) -> tuple[float, tuple[Any, ...]]:
+        if axis == 0:
+            a, b = self.solve(cut, w, (True, lock[1])), self.solve(h - cut, w, (False, lock[1]))
+        else:
+            a, b = self.solve(h, cut, (lock[0], True)), self.solve(h, w - cut, (lock[0], False))
+        return a[0] + b[0], ("hw"[axis], cut, a[1], b[1])
 
 
 def _emit(tree: tuple[Any, ...], r0: int, c0: int, h: int, w: int, pool: DevicePool) -> list[Block]:
@@ -290,9 +306,14 @@ def _static_plan(shape: tuple[int, int], pool: DevicePool, device: int) -> Parti
     return static_partition(shape, tile=d.array_size, device=d.name)
 
 
-def _dp_plan(shape: tuple[int, int], pool: DevicePool, model: CostModel, lam: float) -> PartitionPlan:
-    _, tree = _Guillotine(pool, model, lam).solve(*shape)
-    return PartitionPlan(shape=shape, blocks=tuple(_emit(tree, 0, 0, *shape, pool)), strategy="adaptive")
+def _dp_plan(
+    shape: tuple[int, int], pool: DevicePool, model: CostModel, lam: float
+) -> tuple[PartitionPlan, int]:
+    """The guillotine optimum and the number of region states the programme solved."""
+    dp = _Guillotine(pool, model, lam)
+    _, tree = dp.solve(*shape)
+    plan = PartitionPlan(shape=shape, blocks=tuple(_emit(tree, 0, 0, *shape, pool)), strategy="adaptive")
+    return plan, len(dp.memo)
 
 
 def _fit_region(
@@ -301,7 +322,7 @@ def _fit_region(
     """Re-partition one block's region over devices with spare arrays, within those spares."""
     devices = [d for d in pool.devices if spare.get(d.name, 0) > 0]
     while devices:
-        sub = _dp_plan((victim.rows, victim.cols), DevicePool(tuple(devices)), model, lam)
+        sub, _ = _dp_plan((victim.rows, victim.cols), DevicePool(tuple(devices)), model, lam)
         need = Counter(b.device for b in sub.blocks)
         over = {name: n - spare[name] for name, n in need.items() if n > spare[name]}
         if not over:
@@ -345,6 +366,26 @@ def _as_adaptive(plan: PartitionPlan) -> PartitionPlan:
     return PartitionPlan(shape=plan.shape, blocks=plan.blocks, strategy="adaptive")
 
 
+def _searched(
+    shape: tuple[int, int], pool: DevicePool, model: CostModel, lam: float
+) -> tuple[list[PartitionPlan], int]:
+    """The guillotine optimum, plus its capacity repair when it over-subscribes a device."""
+    plan, states = _dp_plan(shape, pool, model, lam)
+    used = Counter(b.device for b in plan.blocks)
+    if all(used[d.name] <= d.count for d in pool.devices):
+        return [plan], states
+    return [plan, _repair_capacity(plan, pool, model, lam)], states
+
+
+def _infeasible(shape: tuple[int, int], pool: DevicePool, model: CostModel, best: PlanCost) -> InputError:
+    cells_mb = shape[0] * shape[1] * model.cell_bytes / MB
+    return InputError(
+        f"no partition of a {shape[0]}x{shape[1]} matrix fits the pool ({pool.total_arrays} arrays, "
+        f"{pool.total_memory_mb:.0f} MB host memory for >= {cells_mb:.0f} MB of cells; multiplexing "
+        f"{'allowed' if model.allow_multiplex else 'off'}); the best plan found needs {best.arrays}"
+    )
+
+
 def search_partition(
     shape: tuple[int, int],
     pool: DevicePool,
@@ -368,14 +409,8 @@ def search_partition(
             return PartitionSearch(plan, cost, st_cost, origin, evaluated, time.perf_counter() - t0)
         if _better(cost, best[1]):
             best = (plan, cost, origin)
-    lam = effective_lambda(shape, pool, lambda_mem, model)
-    plan = _dp_plan(shape, pool, model, lam)
-    candidates = [plan]
-    if any(
-        n > pool.devices[pool.index(name)].count for name, n in Counter(b.device for b in plan.blocks).items()
-    ):
-        candidates.append(_repair_capacity(plan, pool, model, lam))
-    for plan in candidates:
+    plans, states = _searched(shape, pool, model, effective_lambda(shape, pool, lambda_mem, model))
+    for plan in plans:
         cost = plan_cost(plan, pool, lambda_mem=lambda_mem, model=model)
         evaluated += 1
         if _better(cost, best[1]):
@@ -383,12 +418,9 @@ def search_partition(
     chosen, cost, origin = best
     plan = chosen or _static_plan(shape, pool, st_dev)
     if not cost.feasible:
-        raise InputError(
-            f"no partition of a {shape[0]}x{shape[1]} matrix fits the pool "
-            f"({pool.total_arrays} arrays, {pool.total_memory_mb:.0f} MB; multiplexing "
-            f"{'allowed' if model.allow_multiplex else 'off'}); best needs {cost.arrays}"
-        )
-    return PartitionSearch(_as_adaptive(plan), cost, st_cost, origin, evaluated, time.perf_counter() - t0)
+        raise _infeasible(shape, pool, model, cost)
+    elapsed = time.perf_counter() - t0
+    return PartitionSearch(_as_adaptive(plan), cost, st_cost, origin, evaluated, elapsed, states)
 
 
 def adaptive_partition(
@@ -422,7 +454,7 @@ def _start_candidates(
     if preferred:
         sub = DevicePool(preferred)
         lam = effective_lambda(shape, pool, lambda_mem, model)
-        out.append(("ltm-tiles", _dp_plan(shape, sub, model, lam)))
+        out.append(("ltm-tiles", _dp_plan(shape, sub, model, lam)[0]))
     return out
 
 
