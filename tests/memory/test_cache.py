@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sedma.memory.cache import LruCache
+from sedma.memory.cache import LruCache, copy_plan
 
 
 def test_least_recently_used_entry_is_dropped() -> None:
@@ -30,3 +30,14 @@ def test_zero_capacity_caches_nothing() -> None:
     c: LruCache[str, int] = LruCache(0)
     c.put("a", 1)
     assert c.get("a") is None and len(c) == 0
+
+
+def test_copy_plan_gives_independent_copies() -> None:
+    assert (
+        copy_plan(3.5) == (None, None) and copy_plan("s") == (None, None) and copy_plan(None) == (None, None)
+    )
+    for value in ({"a": 1}, [1, 2], {"a": [1]}, [{"b": 2}]):
+        copy, payload = copy_plan(value)
+        assert copy is not None
+        first, second = copy(payload), copy(payload)
+        assert first == second == value and first is not second and first is not value

@@ -115,14 +115,26 @@ def test_cache_serves_hits_and_is_invalidated_by_own_writes(ltm: LongTermMemory)
     assert ltm.get("a", "b", "c") is None
 
 
-def test_mutating_a_returned_value_does_not_change_memory(ltm: LongTermMemory) -> None:
-    ltm.put("a", "b", "c", {"v": [1, 2]})
-    for _ in range(2):  # the miss path, then the cached path
+def _scribble(value: object) -> None:
+    """Mutate a JSON value in place at every depth."""
+    if isinstance(value, dict):
+        for v in list(value.values()):
+            _scribble(v)
+        value["scribbled"] = True
+    elif isinstance(value, list):
+        for v in list(value):
+            _scribble(v)
+        value.append("scribbled")
+
+
+@pytest.mark.parametrize("value", [{"v": [1, 2]}, {"v": 1, "w": "x"}, [1, "a"], [[1], {"a": 2}]])
+def test_mutating_a_returned_value_does_not_change_memory(ltm: LongTermMemory, value: object) -> None:
+    ltm.put("a", "b", "c", value)
+    for _ in range(3):  # the miss path, then the cached path
         got = ltm.get("a", "b", "c")
-        assert got is not None
-        got.value["v"].append(3)
-        got.value["new"] = True
-    assert ltm.get("a", "b", "c").value == {"v": [1, 2]}  # type: ignore[union-attr]
+        assert got is not None and got.value == value
+        _scribble(got.value)
+    assert ltm.get("a", "b", "c").value == value  # type: ignore[union-attr]
 
 
 def test_uncached_memory_reads_fresh_values_from_another_instance(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -58,3 +60,20 @@ class LruCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+def copy_plan(value: Any) -> tuple[Callable[[Any], Any] | None, Any]:
+    """How a cached JSON value is copied per hit: (copier, payload); (None, None) for immutable scalars.
+
+    Flat containers are copied by the C-level dict.copy/list.copy of a private snapshot; nested ones
+    are kept pickled. pickle only ever reads bytes this process made from a decoded JSON value.
+    """
+    if isinstance(value, dict):
+        if not any(isinstance(v, dict | list) for v in value.values()):
+            return dict.copy, dict(value)
+    elif isinstance(value, list):
+        if not any(isinstance(v, dict | list) for v in value):
+            return list.copy, list(value)
+    else:
+        return None, None
+    return pickle.loads, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, delete, func, select
 from sqlalchemy.exc import DBAPIError
 
 from sedma.errors import ConfigError, InputError, StorageError
-from sedma.memory.cache import LruCache
+from sedma.memory.cache import LruCache, copy_plan
 from sedma.memory.engine import is_sqlite, make_engine, with_retries, write_txn
 from sedma.memory.jsonl import ImportRow, read_jsonl
 from sedma.memory.records import EvictionWeights, Record, check_name, check_score, encode_value
@@ -26,8 +25,10 @@ from sedma.memory.urls import parse_ltm_url, redact, resolve_ltm_url
 
 T = TypeVar("T")
 Key = tuple[str, str, str]
-#: A cache entry: the record, plus its value pickled when mutable (copied afresh per hit).
-_Entry = tuple[Record, bytes | None]
+#: A cache entry: the record, and how to hand out a private copy of its value (see copy_plan).
+_Entry = tuple[Record, Callable[[Any], Any] | None, Any]
+#: tuple.__new__ builds a Record without NamedTuple's Python-level __new__ (cached-get hot path).
+_new_tuple = tuple.__new__
 
 DEFAULT_CAPACITY = 10_000
 DEFAULT_CACHE_SIZE = 4096
@@ -68,20 +69,17 @@ class LongTermMemory:
         k = (layer, kind, key)
         hit = self._cache.get(k)
         if hit is not None:
-            rec, frozen = hit
-            if frozen is None:
+            rec, copy, payload = hit
+            if copy is None:
                 return rec
-            # A fresh copy per hit so a caller mutating the value cannot corrupt the cache. pickle only
-            # ever reads bytes this process produced from a decoded JSON value, never network data.
-            return Record(rec[0], rec[1], rec[2], pickle.loads(frozen), rec[4], rec[5], rec[6], rec[7])
+            # A fresh copy per hit so a caller mutating the value cannot change what others read.
+            fields = (layer, kind, key, copy(payload), rec[4], rec[5], rec[6], rec[7])
+            return _new_tuple(Record, fields)  # type: ignore[no-any-return]
         row = self._retry(lambda: self._fetch(k), "get")
         if row is None:
             return None
         rec = _to_record(row)
-        mutable = isinstance(rec.value, dict | list)
-        self._cache.put(
-            k, (rec, pickle.dumps(rec.value, protocol=pickle.HIGHEST_PROTOCOL) if mutable else None)
-        )
+        self._cache.put(k, (rec, *copy_plan(rec.value)))
         return rec
 
     def query(self, layer: str | None = None, kind: str | None = None, key_prefix: str = "") -> list[Record]:
