@@ -9,11 +9,11 @@ import pytest
 
 from sedma.errors import ConfigError
 from sedma.memory.dual import DualMemory
-from sedma.net.cache import CacheConfig, TensorCache, utility
+from sedma.net.cache import CacheConfig, TensorCache, replay, utility, zipf_trace
 
 
 class _Clock:
-    """Trace time: each request advances it, so recency and per-hour frequency are exercised."""
+    """A settable clock, so recency and per-hour frequency are exercised deterministically."""
 
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -22,32 +22,24 @@ class _Clock:
         return self.now
 
 
-def _zipf_trace(seed: int, *, items: int, requests: int, s: float = 1.1) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    weights = 1.0 / np.arange(1, items + 1) ** s
-    ids = rng.permutation(items)[rng.choice(items, size=requests, p=weights / weights.sum())]
-    sizes = rng.integers(100_000, 4_000_000, size=items)  # 0.1–4 MB tensors
-    return ids, sizes
-
-
-def _hit_rate(policy: str, ids: np.ndarray, sizes: np.ndarray, budget: int) -> float:
-    clock = _Clock()
-    cache = TensorCache(CacheConfig(budget_bytes=budget, policy=policy), clock=clock)
-    for item in ids:
-        clock.now += 0.5
-        key = f"t{item}"
-        if cache.get(key) is None:
-            cache.put(key, item, int(sizes[item]))
-        assert cache.used_bytes <= budget
-    return cache.hit_rate
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_eq10_hit_rate_is_at_least_lru_on_zipf(seed: int) -> None:
-    ids, sizes = _zipf_trace(seed, items=400, requests=6000)
+    ids, sizes = zipf_trace(seed, items=400, requests=6000)
     budget = int(sizes.sum() * 0.1)
-    ours, lru = _hit_rate("utility", ids, sizes, budget), _hit_rate("lru", ids, sizes, budget)
-    assert ours >= lru + 0.02, (ours, lru)
+    ours = replay(ids, sizes, config=CacheConfig(budget_bytes=budget, policy="utility"))
+    lru = replay(ids, sizes, config=CacheConfig(budget_bytes=budget, policy="lru"))
+    assert ours.hit_rate >= lru.hit_rate + 0.02, (ours, lru)
+    assert ours.gb_per_hour < lru.gb_per_hour  # fewer misses, fewer bytes over the network
+    assert ours.trace_hours == pytest.approx(6000 * 0.5 / 3600)
+
+
+def test_budget_is_never_exceeded() -> None:
+    ids, sizes = zipf_trace(3, items=100, requests=1000)
+    cache = TensorCache(CacheConfig(budget_bytes=int(sizes.sum() * 0.2)))
+    for item in ids.tolist():
+        if cache.get(f"t{item}") is None:
+            cache.put(f"t{item}", item, int(sizes[item]))
+        assert cache.used_bytes <= cache.config.budget_bytes
 
 
 def test_utility_is_frequency_times_recency_over_size() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from sedma.errors import ConfigError
 from sedma.memory.dual import DualMemory
+from sedma.net.exchange import ProviderOutcome
 from sedma.net.selection import Weights, feature_matrix, rank
 from sedma.net.types import PeerInfo, PeerStats
 from sedma.net.weights import (
@@ -16,6 +17,7 @@ from sedma.net.weights import (
     WeightConfig,
     WeightLearner,
     _stack,
+    decision_from_outcomes,
     make_decision,
     success_rate_and_grad,
 )
@@ -96,6 +98,20 @@ def test_static_step_is_eta_times_gradient() -> None:
     w0 = learner.w.copy()
     learner.step()
     np.testing.assert_allclose(learner.w, np.maximum(w0 + 0.01 * grad, 0))
+
+
+def test_parallel_fetch_outcomes_label_by_rate_and_failure() -> None:
+    stats, _ = _swarm(np.random.default_rng(8), 4)
+    fast, slow, dead, idle = (s.peer for s in stats)
+    outcomes = [
+        ProviderOutcome(fast, blocks=6, nbytes=6_000_000, seconds=1.0),
+        ProviderOutcome(slow, blocks=2, nbytes=2_000_000, seconds=1.0),
+        ProviderOutcome(dead, blocks=1, nbytes=1_000_000, seconds=0.2, failed="dead"),
+        ProviderOutcome(idle),
+    ]
+    d = decision_from_outcomes(stats, outcomes)
+    np.testing.assert_array_equal(d.labels[:3], [1.0, 0.0, 0.0])
+    assert np.isnan(d.labels[3])
 
 
 def test_single_peer_decisions_are_ignored() -> None:

@@ -212,3 +212,51 @@ class TensorCache:
                 value = {"count": st.count, "first": st.first, "last": st.last}
                 self.memory.remember("net", "access", key, value, score=st.count, force=True)
         self._dirty.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class TraceReport:
+    """Replay of an access trace: hit rate, and bytes that had to cross the network (misses)."""
+
+    policy: str
+    requests: int
+    hit_rate: float
+    bytes_fetched: int
+    trace_hours: float
+
+    @property
+    def gb_per_hour(self) -> float:
+        return self.bytes_fetched / 1e9 / max(self.trace_hours, 1e-12)
+
+
+def zipf_trace(
+    seed: int,
+    *,
+    items: int,
+    requests: int,
+    s: float = 1.1,
+    min_bytes: int = 100_000,
+    max_bytes: int = 4_000_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded skewed trace: item ids drawn Zipf(s) over shuffled ranks, and each item's size."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, items + 1) ** s
+    ids = rng.permutation(items)[rng.choice(items, size=requests, p=weights / weights.sum())]
+    return ids, rng.integers(min_bytes, max_bytes, size=items)
+
+
+def replay(
+    ids: np.ndarray, sizes: np.ndarray, *, config: CacheConfig, interval_s: float = 0.5, memory: Any = None
+) -> TraceReport:
+    """Serve a trace through a cache (a miss fetches and offers the item) on a simulated clock."""
+    now = [1_000_000.0]
+    cache = TensorCache(config, memory=memory, clock=lambda: now[0])
+    fetched = 0
+    for item in ids.tolist():
+        now[0] += interval_s
+        key = f"t{item}"
+        if cache.get(key) is None:
+            fetched += int(sizes[item])
+            cache.put(key, item, int(sizes[item]))
+    hours = len(ids) * interval_s / 3600.0
+    return TraceReport(config.policy, len(ids), cache.hit_rate, fetched, hours)

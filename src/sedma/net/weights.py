@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sedma.errors import ConfigError
+from sedma.net.exchange import ProviderOutcome
 from sedma.net.selection import Weights, feature_matrix
 from sedma.net.types import PeerStats
 
@@ -84,6 +85,22 @@ def make_decision(
             ok, seconds = outcomes[s.peer.peer_id]
             labels[i] = float(ok and seconds <= (1.0 + slack) * best)
     return Decision(feats, labels)
+
+
+def decision_from_outcomes(
+    stats: Sequence[PeerStats], outcomes: Sequence[ProviderOutcome], *, slack: float = 0.25
+) -> Decision:
+    """Label a parallel fetch: each provider's seconds per MB served, failures as not completed.
+
+    Providers pull from one shared queue, so the blocks each serves in the same wall time
+    measure its relative speed; one that got no work and did not fail stays unlabelled.
+    """
+    timed = {
+        o.peer.peer_id: (o.failed is None and o.blocks > 0, o.seconds / max(o.nbytes, 1) * 1e6)
+        for o in outcomes
+        if o.blocks or o.failed
+    }
+    return make_decision(stats, timed, slack=slack)
 
 
 def _stack(decisions: Sequence[Decision]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
