@@ -114,6 +114,7 @@ class NetnsLab:
     def __post_init__(self) -> None:
         sweep_stale_namespaces()
         _LIVE_LABS.append(self)
+        _cleanup_on_sigterm()
 
     def ns(self, role: str) -> str:
         """Create namespace ``sedma-<pid>-<token>-<role>`` with loopback up; return its name."""
@@ -214,6 +215,19 @@ class NetnsLab:
 def _close_all_labs() -> None:
     for lab in list(_LIVE_LABS):
         lab.close()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _close_all_labs()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)  # then die of SIGTERM as the sender expects
+
+
+def _cleanup_on_sigterm() -> None:
+    """atexit does not run on SIGTERM; clean up then, unless someone else handles it."""
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,6 +75,30 @@ def test_lab_close_removes_every_namespace_and_process() -> None:
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(name in listed for name in names)
     assert all(p.poll() is not None for p in procs)
+
+
+_LAB_THEN_SLEEP = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from netns_harness import nat_lab
+with nat_lab() as (lab, topo):
+    lab.python(topo.pub_ns, ["-c", "import time; time.sleep(60)"])
+    print("UP", " ".join(lab.namespaces), flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_namespaces_are_removed_when_the_test_process_is_terminated_or_killed(sig: int) -> None:
+    here = str(Path(__file__).parent)
+    proc = subprocess.Popen([sys.executable, "-c", _LAB_THEN_SLEEP, here], stdout=subprocess.PIPE)
+    names = LineWatcher(proc).wait_for("UP").split()
+    proc.send_signal(sig)
+    proc.wait(timeout=10)
+    if sig == signal.SIGKILL:  # nothing ran in the dead process: the next lab sweeps its leftovers
+        NetnsLab().close()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert names and not any(name in listed for name in names)
 
 
 # -- peers as real processes: relay and public dialer in "pub", targets behind NAT routers -----------
