@@ -60,6 +60,7 @@ def test_table_is_printed_without_json(capsys: pytest.CaptureFixture[str]) -> No
         (["--material", "ideal", "--trials", "0"], "trials must be >= 1"),
         (["--material", "EpiRAM", "--tile", "4096"], "above the maximum"),
         (["--material", "missing-device.yaml"], "cannot read device file"),
+        (["--material", "ideal", "--trials", "1", "--plot", "/nonexistent-dir/x.png"], "cannot write plot"),
     ],
 )
 def test_bad_input_is_one_red_line_and_exit_1(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from sedma._output import emit_json, err_console, print_table
 from sedma.compute.inference import InferConfig, resolve_materials, run_inference
+from sedma.errors import InputError
 
 COLUMNS = ("material", "digital", "raw", "corrected", "raw_error", "corrected_error")
 
@@ -39,8 +42,17 @@ def _table(result: dict[str, Any]) -> None:
 )
 @click.option("--tile", default=64, show_default=True, help="Crossbar size (tile × tile cells).")
 @click.option("--hidden", default=64, show_default=True, help="Hidden units of the MLP.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Also write a bar chart (PNG).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def infer(materials: tuple[str, ...], trials: int, seed: int, tile: int, hidden: int, as_json: bool) -> None:
+def infer(
+    materials: tuple[str, ...],
+    trials: int,
+    seed: int,
+    tile: int,
+    hidden: int,
+    plot: str | None,
+    as_json: bool,
+) -> None:
     """Digits MLP accuracy: digital vs analog raw vs corrected, per material."""
     devices = resolve_materials(materials)
     config = InferConfig(hidden=hidden, seed=seed, trials=trials, tile=tile)
@@ -59,7 +71,36 @@ def infer(materials: tuple[str, ...], trials: int, seed: int, tile: int, hidden:
             progress.update(task, description=f"programming and reading on {name}")
 
         result = run_inference(devices, config, progress=step)
+    if plot:
+        write_plot(result, Path(plot))
     if as_json:
         emit_json(result)
     else:
         _table(result)
+
+
+def write_plot(result: dict[str, Any], path: Path) -> None:
+    """Grouped bars: digital, raw and corrected accuracy per material (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["materials"])
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.5))
+    for k, col in enumerate(("digital", "raw", "corrected")):
+        values = [100 * result["materials"][n][col] for n in names]
+        ax.bar(x + (k - 1) * 0.27, values, 0.27, label=col)
+    ax.set_xticks(x, names)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(max(0.0, min(100 * r["raw"] for r in result["materials"].values()) - 5), 100)
+    ax.set_title(f"digits MLP on crossbars ({result['test_samples']} images, {result['trials']} seed(s))")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=120)
+    except OSError as exc:
+        raise InputError(f"cannot write plot {path}: {exc.strerror}") from exc
+    finally:
+        plt.close(fig)
