@@ -114,3 +114,43 @@ def test_dead_peer_costs_one_short_timeout_at_most_then_is_skipped() -> None:
         await _close(nodes[:6] + nodes[9:])
 
     asyncio.run(main())
+
+
+def test_republish_keeps_provider_records_alive_past_their_ttl() -> None:
+    now = [1000.0]
+
+    def clock() -> float:
+        return now[0]
+
+    async def main() -> None:
+        nodes = []
+        for _ in range(6):
+            ep = RpcEndpoint(Identity.generate(), TcpTransport())
+            await ep.listen()
+            nodes.append(DhtNode(ep, config=DhtConfig(provider_ttl=100.0), clock=clock))
+        boot = nodes[0].endpoint.advertised
+        assert boot is not None
+        for node in nodes[1:]:
+            await node.bootstrap([boot])
+        await nodes[2].provide(_key(9))
+        now[0] += 90.0
+        await nodes[2].republish()
+        now[0] += 60.0  # 150 s after the first provide: only the republished records live
+        provs, _ = await nodes[4].get_providers(_key(9))
+        assert [p.peer.peer_id for p in provs] == [nodes[2].endpoint.identity.peer_id]
+        now[0] += 200.0
+        assert (await nodes[4].get_providers(_key(9)))[0] == []  # expired without republish
+        await _close(nodes)
+
+    asyncio.run(main())
+
+
+def test_bucket_refresh_looks_up_a_key_in_each_asked_bucket() -> None:
+    async def main() -> None:
+        nodes = await _swarm(5)
+        before = len(nodes[3].routing)
+        await nodes[3].refresh(nodes[3].routing.refresh_indices()[-2:])
+        assert len(nodes[3].routing) >= before == 4
+        await _close(nodes)
+
+    asyncio.run(main())
