@@ -210,14 +210,22 @@ class BlockExchange:
         data = reply.get("data")
         if data is None:
             return None
-        if not isinstance(data, bytes) or not matches(cid, data):
+        # Hashing and the disk write run off the loop (hashlib drops the GIL on large buffers),
+        # so other lanes keep receiving while a block is checked.
+        if not isinstance(data, bytes) or not await asyncio.to_thread(self._verified_put, cid, data):
             self._penalise(out, f"sent bytes not matching {cid}")
             return None
-        self.store.put(cid, data, verify=False)
         out.blocks += 1
         out.nbytes += len(data)
         out.served.add(cid)
         return data
+
+    def _verified_put(self, cid: str, data: bytes) -> bool:
+        """Store the block if it matches its CID; False (and nothing stored) otherwise."""
+        if not matches(cid, data):
+            return False
+        self.store.put(cid, data, verify=False)
+        return True
 
     def _penalise(self, out: ProviderOutcome, reason: str) -> None:
         first = out.failed != "integrity"  # its other lanes may catch it too: penalise once
