@@ -92,6 +92,14 @@ def test_access_counts_survive_a_restart_through_ltm(tmp_path: Path) -> None:
     memory.close()
 
 
+def test_statistics_of_uncached_keys_are_bounded() -> None:
+    cache = TensorCache(CacheConfig(budget_bytes=300, max_tracked=50))
+    for i in range(500):
+        cache.get(f"k{i}")
+        cache.put(f"k{i}", i, 100)
+    assert len(cache._stats) <= 51 and len(cache) == 3
+
+
 def test_bad_cache_config_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="policy"):
         CacheConfig(policy="fifo").validate()

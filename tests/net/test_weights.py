@@ -20,6 +20,7 @@ from sedma.net.weights import (
     decision_from_outcomes,
     make_decision,
     success_rate_and_grad,
+    updates_to_converge,
 )
 
 
@@ -82,6 +83,15 @@ def test_learning_raises_success_rate_and_pick_accuracy(optimizer: str) -> None:
     assert result.updates == learner.updates and result.converged
     assert _pick_accuracy(result.weights, held_out) > before + 0.05
     assert result.weights.w2 > result.weights.w3  # latency, not memory, decides these transfers
+
+
+def test_updates_to_converge_are_reported_for_both_optimizers() -> None:
+    decisions = [make_decision(s, _all_done(s, t)) for s, t in _decisions(9, 60)]
+    results = updates_to_converge(decisions, max_updates=20_000)
+    assert set(results) == {"adamw", "static"}
+    for fit in results.values():
+        assert fit.converged and 0 < fit.updates < 20_000
+        assert fit.success_rates[-1] > fit.success_rates[0]
 
 
 def test_paper_defaults_are_adamw_1e3_and_static_0_01() -> None:

@@ -51,6 +51,7 @@ class CacheConfig:
     tau_s: float = 600.0  # recency decay constant
     min_age_s: float = 60.0
     flush_every: int = 256
+    max_tracked: int = 100_000  # access statistics kept in process (the rest live in LTM)
 
     def validate(self) -> CacheConfig:
         if self.policy not in POLICIES:
@@ -201,8 +202,11 @@ class TensorCache:
         self._dirty.add(key)
         if self.memory is not None:
             self.memory.observe(f"net/cache/{key}", st.last)
-        if len(self._dirty) >= self.config.flush_every:
+        if len(self._dirty) >= self.config.flush_every or len(self._stats) > self.config.max_tracked:
             self.flush()
+        if len(self._stats) > self.config.max_tracked:
+            # Forget uncached keys' statistics: they were just flushed to LTM and are recalled on demand.
+            self._stats = {k: v for k, v in self._stats.items() if k in self._items}
 
     def flush(self) -> None:
         """Write the access counts of recently used keys to long-term memory."""

@@ -223,3 +223,20 @@ class WeightLearner:
         except (KeyError, TypeError, ValueError, ConfigError):
             return False
         return True
+
+
+def updates_to_converge(
+    decisions: Sequence[Decision],
+    *,
+    optimizers: Sequence[str] = OPTIMIZERS,
+    max_updates: int = 20_000,
+    tol: float = 1e-4,
+) -> dict[str, FitResult]:
+    """Fit fresh weights on the same recorded decisions with each optimiser (Table 5's ablation)."""
+    results = {}
+    for name in optimizers:
+        learner = WeightLearner(WeightConfig(optimizer=name))
+        for d in decisions:
+            learner.observe(d)
+        results[name] = learner.fit(max_updates=max_updates, tol=tol)
+    return results
