@@ -129,3 +129,54 @@ def test_password_is_redacted_from_errors() -> None:
     with pytest.raises(BackendUnavailable) as err:
         LongTermMemory(url)
     assert "s3cret" not in str(err.value) and "***" in str(err.value)
+
+
+def test_threads_share_one_instance(tmp_path: Path) -> None:
+    import threading
+
+    with LongTermMemory(sqlite_url(tmp_path / "m.db")) as ltm:
+        ltm.put("run", "shared", "counter", 0)
+        errors: list[BaseException] = []
+
+        def work(t: int) -> None:
+            try:
+                for i in range(40):
+                    ltm.put("run", "t", f"{t}/{i}", i)
+                    ltm.use("run", "shared", "counter")
+                    assert ltm.get("run", "t", f"{t}/{i}").value == i  # type: ignore[union-attr]
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == []
+        assert ltm.count() == 161 and ltm.get("run", "shared", "counter").uses == 160  # type: ignore[union-attr]
+
+
+def test_forked_child_uses_its_own_connections(tmp_path: Path) -> None:
+    ltm = LongTermMemory(sqlite_url(tmp_path / "m.db"), cache_size=0)
+    ltm.put("run", "p", "parent", 1)
+    assert ltm.get("run", "p", "parent") is not None  # the parent's reader connection is open
+    pid = os.fork()
+    if pid == 0:  # child: must not reuse the parent's sqlite connections
+        code = 0
+        try:
+            ltm.put("run", "p", "child", 2)
+            code = 0 if ltm.get("run", "p", "parent") is not None else 3
+        except BaseException:
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert ltm.get("run", "p", "child").value == 2  # type: ignore[union-attr]
+    ltm.close()
+
+
+def test_unusable_home_gives_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match="cannot create the memory directory"):
+        LongTermMemory(sqlite_url(blocker / "sub" / "memory.db"))

@@ -60,7 +60,11 @@ def make_engine(url: URL) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     """A SQLite engine whose write transactions start with BEGIN IMMEDIATE (no deadlocking upgrades)."""
     assert url.database is not None
-    Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    parent = Path(url.database).expanduser().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the memory directory {parent} ({exc.strerror or exc})") from None
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -144,7 +148,7 @@ def map_error(exc: BaseException, *, what: str, url: str) -> SedmaError:
         if any(m in low for m in _LOCKED_MARKERS):
             return StorageError(f"{what}: {where} stayed locked for {RETRY_BUDGET_S:.0f} s ({msg})")
         return StorageError(f"{what}: {where}: {msg}")
-    if isinstance(exc, OperationalError | DBAPIError) and _is_connect_error(exc):
+    if isinstance(exc, OperationalError) and _is_connect_error(exc):
         return BackendUnavailable(f"{what}: PostgreSQL at {where} is unreachable ({msg})")
     return StorageError(f"{what}: {where}: {msg}")
 

@@ -54,6 +54,7 @@ class LongTermMemory:
         self.backend: str = self._engine.dialect.name
         self._cache: LruCache[Key, _Entry] = LruCache(cache_size)
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self._reader: Any = None
         self._sql = Statements(self._engine.dialect)
         try:
@@ -203,7 +204,17 @@ class LongTermMemory:
         with write_txn(self._engine, RECORDS_TABLE) as conn:
             return ensure_schema(conn)
 
+    def _after_fork(self) -> None:
+        """In a forked child, drop the parent's connections without closing them (they are the parent's)."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._reader = None
+            self._lock = threading.Lock()
+            self._engine.dispose(close=False)
+
     def _read(self, fn: Callable[[Connection], T], what: str) -> T:
+        self._after_fork()
+
         def attempt() -> T:
             with self._engine.connect() as conn:
                 return fn(conn)
@@ -212,6 +223,7 @@ class LongTermMemory:
 
     def _write(self, fn: Callable[[Connection], T], what: str, k: Key | None) -> T:
         """Run fn in a write transaction; after commit, drop the written/evicted keys from the cache."""
+        self._after_fork()
         evicted: list[Key] = []
 
         def attempt() -> T:
@@ -272,6 +284,7 @@ class LongTermMemory:
         conn.info.get("sedma_evicted", []).extend(victims)
 
     def _import_txn(self, rows: list[ImportRow]) -> None:
+        self._after_fork()
         with write_txn(self._engine, RECORDS_TABLE) as conn:
             for row in rows:
                 self._import_one(conn, row)
@@ -299,6 +312,7 @@ class LongTermMemory:
             self._sql.replace.run(conn, **pk, **{f"new_{n}": v for n, v in fields.items()})
 
     def _fetch(self, k: Key) -> Sequence[Any] | None:
+        self._after_fork()
         get = self._sql.get
         # SQLite's qmark order is (layer, kind, key): pass the key tuple itself on the hot path.
         params: Any = k if get.order == ("layer", "kind", "key") else get.params(_pk_params(k))
