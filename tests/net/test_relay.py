@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -393,3 +394,29 @@ def test_circuits_beyond_the_per_peer_cap_are_refused_over_the_wire() -> None:
         await relay.close()
 
     asyncio.run(scenario())
+
+
+def test_a_frozen_relay_is_noticed_by_the_refresh_and_the_reservation_ends() -> None:
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        doc = start_local(["relay"], procs)
+        addr = (bytes.fromhex(doc["peer_id"]), doc["host"], int(doc["port"]))
+
+        async def scenario() -> float:
+            sink = await _circuit_sink([])
+            reservation = RelayReservation(Identity.generate(), addr, sink, timeout=0.3, refresh_every=0.2)
+            await reservation.open()
+            await asyncio.sleep(0.5)
+            assert not reservation.closed.is_set()  # refreshes answered while the relay runs
+            procs[0].send_signal(signal.SIGSTOP)  # alive for TCP, silent for us
+            started = asyncio.get_running_loop().time()
+            await asyncio.wait_for(reservation.closed.wait(), 5.0)
+            await reservation.close()
+            return asyncio.get_running_loop().time() - started
+
+        assert asyncio.run(scenario()) < 1.5
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait(timeout=5)

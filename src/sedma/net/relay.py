@@ -568,8 +568,9 @@ class RelayReservation:
         self.observed: Address | None = None
         self.ttl = 0.0
         self.accepted = 0
-        self._ch: SocketChannel | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._granted_at = 0.0
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._control: asyncio.Future[None] | None = None
         self.closed: asyncio.Event = asyncio.Event()
         self.stopped = False  # closed on purpose (not lost)
 
@@ -590,9 +591,8 @@ class RelayReservation:
         except BaseException:
             ch.sock.close()
             raise
-        self._ch = ch
         self._granted(reply)
-        self._spawn(self._control_loop(ch))
+        self._control = self._spawn(self._control_loop(ch))
         if self.refresh_every:
             self._spawn(self._refresh_loop(ch, self.refresh_every))
         return self
@@ -600,11 +600,13 @@ class RelayReservation:
     def _granted(self, reply: dict[str, Any]) -> None:
         self.observed = address_from_wire(reply.get("observed"))
         self.ttl = float(reply.get("ttl", 0.0))
+        self._granted_at = time.monotonic()
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _control_loop(self, ch: SocketChannel) -> None:
         try:
@@ -617,12 +619,29 @@ class RelayReservation:
         except (PeerError, ProtocolError, OSError) as exc:
             log.info("relay reservation at %s:%s ended: %s", self.relay[1], self.relay[2], exc)
         finally:
+            ch.sock.close()  # only here, once nothing waits on the socket any more
             self.closed.set()
 
     async def _refresh_loop(self, ch: SocketChannel, every: float) -> None:
+        """Renew the slot (and keep the NAT mapping warm); a relay that stops answering within
+        ``timeout`` is treated as gone, so a keeper can re-reserve instead of waiting for TCP."""
         while True:
             await asyncio.sleep(every)
-            await ch.send({"op": "refresh"})
+            sent = time.monotonic()
+            try:
+                await ch.send({"op": "refresh"})
+            except OSError:
+                self._lost()
+                return
+            await asyncio.sleep(self.timeout)
+            if self._granted_at < sent:
+                log.info("relay %s:%s stopped answering refreshes", self.relay[1], self.relay[2])
+                self._lost()
+                return
+
+    def _lost(self) -> None:
+        if self._control is not None:
+            self._control.cancel()
 
     async def _accept(self, token: bytes) -> None:
         try:
@@ -644,8 +663,6 @@ class RelayReservation:
 
     async def close(self) -> None:
         self.stopped = True
-        if self._ch is not None:
-            self._ch.sock.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
