@@ -142,6 +142,10 @@ def test_a_node_that_cannot_be_dialled_back_reserves_on_the_relay_it_discovers()
         dialer_transport.add_route(peer)
         assert await dialer.request(peer, "ping", {}) == {"pong": True}
         assert dialer_transport.paths[peer.peer_id] == "relay"
+        assert dialer_transport.stats()["out_relay"] == 1
+        hidden_stats = nat_transport.stats()
+        assert hidden_stats["in_relay"] == 1 and hidden_stats["in_holepunch"] == 0
+        assert hidden_stats["reservations"] == 1
         for ep in (dialer, hidden, reachable, public):
             await ep.close()
         await nat_transport.close()

@@ -357,6 +357,16 @@ class NatTransport(Transport):
         log.info("reached %s by %s (%s)", target.hex()[:12], outcome.path, outcome.reason or "ok")
         return await adopt_socket(outcome.sock, max_frame=self.inner.max_frame)
 
+    def stats(self) -> dict[str, int]:
+        """Connections by path, outbound (last path per routed peer) and inbound circuits, for metrics."""
+        counts = {f"{way}_{path}": 0 for way in ("out", "in") for path in ("direct", "holepunch", "relay")}
+        for path in self.paths.values():
+            counts[f"out_{path}"] += 1
+        for path in self.inbound_paths:
+            counts[f"in_{path}"] += 1
+        counts["reservations"] = len(self.reservations)
+        return counts
+
     async def listen(self, host: str, port: int, on_connection: ConnectionHandler) -> Listener:
         self._on_connection = on_connection
         return await self.inner.listen(host, port, on_connection)
