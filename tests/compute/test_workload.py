@@ -6,8 +6,9 @@ import time
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from sedma.compute.images import BlurSpec, blur_matrix
+from sedma.compute.images import BlurSpec, blur_matrix, blur_operator
 from sedma.compute.workload import ClassifyConfig, classify, shape_bucket
 from sedma.errors import InputError
 
@@ -86,3 +87,13 @@ def test_bad_config_raises() -> None:
 def test_single_row_matrix_uses_row_roughness() -> None:
     sig = classify(np.linspace(0, 1, 50)[None, :])
     assert sig.kind == "smooth"
+
+
+def test_sparse_operators_are_sampled_without_densifying() -> None:
+    op = blur_operator(BlurSpec(128, 128, 2.0))  # 16384 x 16384: 2 GiB if densified
+    sig = classify(op)
+    assert sig.type_key == "smooth/sparse-16384x16384"
+    small = blur_operator(BlurSpec(16, 16, 1.0))
+    assert classify(small) == classify(small.toarray())
+    with pytest.raises(InputError, match="not real numeric"):
+        classify(sp.csr_matrix(np.ones((2, 2), dtype=complex)))

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from sedma.errors import InputError
 
@@ -101,7 +102,14 @@ def shape_bucket(dim: int) -> int:
     return 1 << max(0, int(dim - 1).bit_length())
 
 
-def _check_matrix(a: Any) -> npt.NDArray[Any]:
+def _check_matrix(a: Any) -> Any:
+    if sp.issparse(a):
+        # Sparse operators (e.g. images.blur_operator) are sampled row-wise without densifying.
+        if np.iscomplexobj(a.dtype.type(0)) or not np.issubdtype(a.dtype, np.number):
+            raise InputError(f"matrix dtype {a.dtype} is not real numeric")
+        if a.shape[0] < 1 or a.shape[1] < 1:
+            raise InputError(f"matrix shape {a.shape} is empty")
+        return sp.csr_array(a)
     arr = np.asarray(a)
     if arr.ndim != 2:
         raise InputError(f"matrix must be 2-D, got shape {arr.shape}")
@@ -114,7 +122,12 @@ def _check_matrix(a: Any) -> npt.NDArray[Any]:
     return arr
 
 
-def _sample(arr: npt.NDArray[Any], cfg: ClassifyConfig) -> tuple[npt.NDArray[np.float64], ...]:
+def _rows(arr: Any, idx: npt.NDArray[np.int64], cols: slice) -> npt.NDArray[np.float64]:
+    picked = arr[idx][:, cols]
+    return np.asarray(picked.toarray() if sp.issparse(picked) else picked, dtype=np.float64)
+
+
+def _sample(arr: Any, cfg: ClassifyConfig) -> tuple[npt.NDArray[np.float64], ...]:
     """Adjacent row pairs (top, bottom) over one random column window: O(pairs × max_cols)."""
     m, n = arr.shape
     rng = np.random.default_rng(cfg.seed)
@@ -123,8 +136,8 @@ def _sample(arr: npt.NDArray[Any], cfg: ClassifyConfig) -> tuple[npt.NDArray[np.
     width = min(n, cfg.max_cols)
     c0 = int(rng.integers(0, n - width + 1))
     cols = slice(c0, c0 + width)
-    upper = np.asarray(arr[top, cols], dtype=np.float64)
-    lower = np.asarray(arr[np.minimum(top + 1, m - 1), cols], dtype=np.float64)
+    upper = _rows(arr, top, cols)
+    lower = _rows(arr, np.minimum(top + 1, m - 1), cols)
     return upper, lower, rng.permutation(upper.ravel())
 
 
@@ -134,7 +147,8 @@ def _ratio(diff: float, baseline: float) -> float:
 
 
 def classify(a: Any, *, config: ClassifyConfig | None = None) -> WorkloadSignature:
-    """Signature of A from sampled rows: shape class, sparsity, range, roughness (Alg. 1, l. 1)."""
+    """Signature of A (dense or scipy.sparse) from sampled rows: shape class, sparsity, range,
+    roughness (Algorithm 1, line 1)."""
     cfg = config or ClassifyConfig()
     cfg.validate()
     arr = _check_matrix(a)
