@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from sedma.net.node import Node, NodeConfig
 
 log = logging.getLogger("sedma.net.service")
+SWITCH_INTERVAL_S = 0.0005
 
 
 class JsonFormatter(logging.Formatter):
@@ -111,6 +112,9 @@ async def run_swarm(
     configs: list[NodeConfig], *, metrics_port: int | None = None, out: TextIO | None = None
 ) -> None:
     """Start every node (later ones bootstrap from the first), print addresses, serve."""
+    # Block reads run in worker threads; a short GIL switch interval hands the result back to
+    # the event loop in well under the default 5 ms.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     stop = _stop_event()
     nodes: list[Node] = []
     metrics: asyncio.Server | None = None
