@@ -30,7 +30,7 @@ def memory() -> None:
 @memory.command()
 @JSON_OPTION
 def stats(as_json: bool) -> None:
-    """Record counts per layer/kind, capacity, backends and short-term streams."""
+    """Counts per layer/kind, capacity, backends, streams."""
     with LongTermMemory() as ltm:
         ltm_stats = ltm.stats()
     with ShortTermMemory() as stm:
@@ -63,7 +63,7 @@ def stats(as_json: bool) -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=0), help="At most this many.")
 @JSON_OPTION
 def show(layer: str | None, kind: str | None, prefix: str, limit: int, as_json: bool) -> None:
-    """List long-term records, optionally filtered by layer, kind and key prefix."""
+    """List long-term records (filter by --layer, --kind, --prefix)."""
     with LongTermMemory() as ltm:
         recs = ltm.query(layer, kind, prefix)
     if as_json:
@@ -105,7 +105,7 @@ def import_cmd(file: Path, as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Really delete every record and stream.")
 @JSON_OPTION
 def clear(yes: bool, as_json: bool) -> None:
-    """Delete every long-term record and short-term stream (requires --yes)."""
+    """Delete every record and stream (asks for --yes)."""
     if not yes:
         raise InputError("'sedma memory clear' deletes every record: pass --yes to confirm")
     with LongTermMemory() as ltm:
