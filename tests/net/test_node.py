@@ -108,7 +108,7 @@ def test_relay_option_starts_a_relay_service_beside_the_node() -> None:
     async def main() -> None:
         node = await Node(NodeConfig(ephemeral=True, use_memory=False, relay=True)).start()
         assert node.relay_address is not None and node.relay_address[0] == "127.0.0.1"
-        reader, writer = await asyncio.open_connection(*node.relay_address)  # accepting
+        _reader, writer = await asyncio.open_connection(*node.relay_address)  # accepting
         writer.close()
         await node.stop()
 
