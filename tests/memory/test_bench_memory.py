@@ -51,7 +51,7 @@ def test_bench_adds_postgres_and_redis_and_leaves_no_trace(
 
     monkeypatch.setenv("SEDMA_LTM_URL", pg_url)
     monkeypatch.setenv("SEDMA_STM_URL", redis_url)
-    doc = _run([*SMALL, "--no-plot"])
+    doc = _run(["--records", "100", "--lookups", "1000", "--stm-ops", "300", "--json", "--no-plot"])
     assert [r["backend"] for r in doc["ltm"]] == ["sqlite", "postgresql"]  # type: ignore[attr-defined]
     assert [s["backend"] for s in doc["stm"]] == ["local", "redis"]  # type: ignore[attr-defined]
     with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
