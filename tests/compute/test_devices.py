@@ -71,3 +71,9 @@ def test_unreadable_or_malformed_device_file(tmp_path: Path) -> None:
     p.write_text("- 1\n- 2\n")
     with pytest.raises(InputError, match="expected a mapping"):
         load_device(p)
+
+
+def test_shipped_example_device_file_loads() -> None:
+    path = Path(__file__).resolve().parents[2] / "src/sedma/compute/presets/example-device.yaml"
+    dev = load_device(path)
+    assert dev.name == "my-taox" and dev.levels == 128

@@ -55,17 +55,14 @@ def test_cycle_to_cycle_noise_grows_with_the_square_root_of_pulses() -> None:
 
 
 def test_nonlinear_curve_takes_bigger_steps_first_and_linear_curve_is_even() -> None:
+    start, one = np.array([0.0, 0.8], np.float32), np.ones(2, np.float32)
+    k, up = np.ones(2, np.int32), np.zeros(2, bool)
     bent = PulseCurve(get_device("Ag-aSi"))
-    g = bent.apply(
-        np.array([0.0, 0.8], np.float32), np.ones(2, np.float32), np.ones(2, np.float32), np.zeros(2, np.intp)
-    )
-    steps = g - np.array([0.0, 0.8])
+    steps = bent.apply(start, one, k, up, bent.branch(up, bent.c)) - start
     assert steps[0] > 2 * steps[1] > 0
     flat = PulseCurve(with_overrides(get_device("EpiRAM"), nl_ltp=0.0, nl_ltd=0.0))
-    g = flat.apply(
-        np.array([0.0, 0.8], np.float32), np.ones(2, np.float32), np.ones(2, np.float32), np.zeros(2, np.intp)
-    )
-    np.testing.assert_allclose(g - np.array([0.0, 0.8]), 1 / 64, rtol=2e-3)
+    steps = flat.apply(start, one, k, up, flat.branch(up, flat.c)) - start
+    np.testing.assert_allclose(steps, 1 / 64, rtol=2e-3)
 
 
 def test_bad_verify_config() -> None:

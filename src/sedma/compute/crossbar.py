@@ -51,7 +51,7 @@ class CrossbarConfig:
     xtilde: str = "fast"
     shards: int = 2
     threads: int = 2
-    chunk_cells: int = 1 << 19
+    chunk_cells: int = 1 << 16
     probes: int = 4
 
     def validate(self) -> None:
@@ -141,6 +141,15 @@ def check_matrix(a: Any, *, name: str = "matrix") -> npt.NDArray[np.floating]:
     if not np.isfinite(arr).all():
         raise InputError(f"{name} contains NaN or Inf")
     return arr
+
+
+def exact_product(a: npt.NDArray[np.floating], x: npt.NDArray[np.floating], *, rows: int = 512) -> F64:
+    """A @ x in float64, a band of rows at a time so no float64 copy of A is ever made."""
+    xd = np.asarray(x, dtype=np.float64)
+    out = np.empty((a.shape[0], *xd.shape[1:]))
+    for r in range(0, a.shape[0], rows):
+        out[r : r + rows] = np.asarray(a[r : r + rows], dtype=np.float64) @ xd
+    return out
 
 
 def check_vector(x: Any, n: int) -> npt.NDArray[np.float64]:
@@ -376,7 +385,9 @@ def program(
                 summaries.append(summary)
             shards.append(Shard(groups, arr.shape[0], np.random.SeedSequence(seed, spawn_key=(2, si))))
     program_s = time.perf_counter() - t0
-    pm = ProgrammedMatrix(arr, plan, cfg, sc, summaries, make_executor(executor, shards), seed, program_s)
+    pm = ProgrammedMatrix(
+        arr, plan, cfg, sc, summaries, make_executor(executor, shards, threads=cfg.threads), seed, program_s
+    )
     pm.calibrate(arr)
     return pm
 
@@ -457,7 +468,7 @@ class ProgrammedMatrix:
         lo = -1.0 if self.signed_inputs else 0.0
         xs = self._probe_rng.uniform(lo, 1.0, size=(self.shape[1], k)).astype(np.float32)
         a0, sa = float(self.scale.lo.ravel()[0]), float(self.scale.span.ravel()[0])
-        exact = (arr @ xs.astype(np.float64) - a0 * xs.sum(axis=0, dtype=np.float64)) / sa
+        exact = (exact_product(arr, xs) - a0 * xs.sum(axis=0, dtype=np.float64)) / sa
         raw, p = self._scaled(xs, "first-order")
         assert p is not None
         self.raw_var = float(np.mean((raw - exact) ** 2))

@@ -26,6 +26,7 @@ from sedma.compute.crossbar import (
     Readout,
     check_matrix,
     check_vector,
+    exact_product,
     program,
 )
 from sedma.compute.devices import Device, get_device, load_device
@@ -201,7 +202,7 @@ def process(a: Any, x: Any, *, memory: DualMemory | None, options: ComputeOption
         stats = pm.stats
     finally:
         pm.close()
-    exact = arr.astype(np.float64) @ vec
+    exact = exact_product(arr, vec)
     errors = _errors(readout, exact)
     decision = box[0] if box else None
     _record(mem, key, plan, decision, box[1] if box else 0.0, errors, stats.program_s)

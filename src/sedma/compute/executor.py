@@ -45,10 +45,11 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, shards: list[Shard]):
+    def __init__(self, shards: list[Shard], *, threads: int = 2):
         self.shards = shards
         self.cells = sum(g.s.size for s in shards for g in s.groups)
-        self._pool = ThreadPoolExecutor(max_workers=len(shards)) if len(shards) > 1 else None
+        workers = min(threads, len(shards))
+        self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
 
     def run(self, xs: npt.NDArray[np.float32], *, exact: bool, faithful: bool) -> ShardOut:
         if self._pool is None or self.cells * xs.shape[1] < _PARALLEL_CELLS:
@@ -113,7 +114,7 @@ class RayExecutor:
         self.actors = []
 
 
-def make_executor(kind: str | Executor, shards: list[Shard]) -> Executor:
+def make_executor(kind: str | Executor, shards: list[Shard], *, threads: int = 2) -> Executor:
     """``local`` (default), ``ray``, or an executor object; SEDMA_RAY_ADDRESS selects Ray."""
     if not isinstance(kind, str):
         return kind
@@ -121,4 +122,4 @@ def make_executor(kind: str | Executor, shards: list[Shard]) -> Executor:
         raise InputError(f"executor must be one of {EXECUTORS}, got {kind!r}")
     if kind == "ray":
         return RayExecutor(shards)
-    return LocalExecutor(shards)
+    return LocalExecutor(shards, threads=threads)

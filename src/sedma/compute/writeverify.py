@@ -80,39 +80,55 @@ class PulseCurve:
         a = np.array([dev.levels / max(abs(dev.nl_ltp), 1e-3), dev.levels / max(abs(dev.nl_ltd), 1e-3)])
         self.a = a.astype(np.float32)
         self.c = (-np.expm1(-dev.levels / a)).astype(np.float32)
-        # decay[b, k] = e^(−k/A_b) for k = 0..L pulses on branch b (0 LTP, 1 LTD).
-        self.decay = np.exp(-np.arange(self.levels + 1)[None, :] / a[:, None]).astype(np.float32)
+        self.ac = (a * self.c).astype(np.float32)
+        # decay[b·(L+1) + k] = e^(−k/A_b) for k = 0..L pulses on branch b (0 LTP, 1 LTD).
+        ks = np.arange(self.levels + 1)
+        self.decay = np.exp(-ks[None, :] / a[:, None]).astype(np.float32).ravel()
+        self.sqrt_k = np.sqrt(ks).astype(np.float32)
 
-    def first_write(self, target: F32) -> F32:
+    def branch(self, down: npt.NDArray[np.bool_], values: F32) -> F32:
+        """Per-cell value of a per-branch constant (LTP where ``down`` is False)."""
+        out: F32 = np.where(down, values[1], values[0])
+        return out
+
+    def first_write(self, target: F32) -> npt.NDArray[np.int32]:
         """Pulses from Gmin to ``target`` on the nominal LTP curve (open-loop first write)."""
-        k: F32 = -self.a[0] * np.log1p(-np.clip(target, 0.0, 1.0) * self.c[0])
-        return np.clip(np.rint(k), 1.0, self.levels)
+        k = -self.a[0] * np.log1p(-np.clip(target, 0.0, 1.0) * self.c[0])
+        out: npt.NDArray[np.int32] = np.clip(np.rint(k), 1, self.levels).astype(np.int32)
+        return out
 
-    def pulses(self, g: F32, target: F32, down: npt.NDArray[np.intp]) -> F32:
+    def pulses(self, g: F32, target: F32, down: npt.NDArray[np.bool_], c: F32) -> npt.NDArray[np.int32]:
         """The controller's estimate: error over the nominal step size at the current conductance."""
         u = np.where(down, 1.0 - g, g)
-        a, c = self.a[down], self.c[down]
-        k: F32 = np.abs(target - g) * a * c / np.maximum(1.0 - u * c, 1e-6)
-        return np.clip(np.rint(k), 1.0, self.levels)
+        k = np.abs(target - g) * self.branch(down, self.ac) / np.maximum(1.0 - u * c, 1e-6)
+        out: npt.NDArray[np.int32] = np.clip(np.rint(k), 1, self.levels).astype(np.int32)
+        return out
 
-    def apply(self, g: F32, d: F32, k: F32, down: npt.NDArray[np.intp]) -> F32:
+    def apply(
+        self, g: F32, d: F32, k: npt.NDArray[np.int32], down: npt.NDArray[np.bool_], c: F32
+    ) -> F32:
         """The cell's own response to k pulses: its branch scaled by its device-to-device factor."""
-        u = np.where(down, 1.0 - g / d, g / d)
-        c = self.c[down]
-        u2 = (1.0 - (1.0 - u * c) * self.decay[down, k.astype(np.intp)]) / c
+        rel = g / d
+        u = np.where(down, 1.0 - rel, rel)
+        decay = self.decay.take(k + down * np.int32(self.levels + 1))
+        u2 = (1.0 - (1.0 - u * c) * decay) / c
         out: F32 = np.where(down, 1.0 - u2, u2) * d
         return out
 
 
 def _pulse(
     curve: PulseCurve, g: F32, target: F32, d: F32, sigma: float, rng: np.random.Generator, first: bool
-) -> tuple[F32, F32]:
+) -> tuple[F32, npt.NDArray[np.int32]]:
     """One write of k pulses to every active cell, then C2C noise N(0, σ)·√k, clipped to range."""
-    down = (target < g).astype(np.intp)
-    k = curve.first_write(target) if first else curve.pulses(g, target, down)
-    moved = curve.apply(g, d, k, down)
+    down = target < g
+    c = curve.branch(down, curve.c)
+    k = curve.first_write(target) if first else curve.pulses(g, target, down, c)
+    moved = curve.apply(g, d, k, down, c)
     if sigma > 0.0:
-        moved += np.float32(sigma) * np.sqrt(k) * rng.standard_normal(g.shape[0], dtype=np.float32)
+        noise: F32 = rng.standard_normal((g.shape[0],), dtype=np.float32)
+        noise *= curve.sqrt_k.take(k)
+        noise *= np.float32(sigma)
+        moved += noise
     return np.clip(moved, 0.0, d), k
 
 
@@ -154,17 +170,18 @@ def _verify_loop(
             break
         g, k = _pulse(curve, g, tgt, d, dev.sigma_c2c, rng, it == 0)
         stats.iterations = it + 1
-        stats.pulses += int(k.sum(dtype=np.float64))
+        stats.pulses += int(k.sum(dtype=np.int64))
         stats.verify_reads += int(idx.size)
         stats.max_pulses_per_iteration.append(int(k.max()))
         err = np.abs(g - tgt)
-        # A cell pinned at its rail with the target beyond it cannot move: stop pulsing it.
         outside = err > cfg.tolerance
-        keep = outside & ~((g >= d) & (tgt > g))
-        stats.unconverged += int(np.count_nonzero(outside & ~keep))
-        out[idx[~keep]] = g[~keep]
-        idx, g, tgt, d = idx[keep], g[keep], tgt[keep], d[keep]
-        residual = float(err[keep].mean()) if idx.size else 0.0
+        # A cell pinned at its rail with the target beyond it cannot move: stop pulsing it.
+        pinned = (g >= d) & (tgt > g)
+        stats.unconverged += int(np.count_nonzero(outside & pinned))
+        out[idx] = g  # every verified read is the cell's state; settled cells are simply not revisited
+        sel = np.flatnonzero(outside & ~pinned)
+        idx, g, tgt, d = idx.take(sel), g.take(sel), tgt.take(sel), d.take(sel)
+        residual = float(err.take(sel).mean()) if sel.size else 0.0
         best, stale = (residual, 0) if residual < best * _NO_PROGRESS else (best, stale + 1)
         if stale >= cfg.patience:
             break

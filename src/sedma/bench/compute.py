@@ -1,0 +1,141 @@
+"""``sedma bench compute``: crossbar MVM/s, error, programming time and peak RSS beside numpy float32.
+
+Each case (n, B) runs in a fresh spawned process so its peak RSS is its own: A (float32, uniform
+[0, 1)) is programmed on TaOx-HfOy tiles of 512 (write-and-verify), then corrected reads (full
+MELISO+ correction, per-read noise, 8-bit converters, λ chosen adaptively on the first read) are
+timed for a fixed wall-clock budget beside numpy's float32 ``A @ x`` on the same data in the
+same process. ``slowdown`` = our time per vector ÷ numpy's; ``rss_ratio`` = (peak RSS − RSS
+before A existed) ÷ the float32 matrix's bytes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import psutil
+
+from sedma._output import emit_json, print_table
+
+MATERIAL = "TaOx-HfOy"
+TILE = 512
+
+
+def _timed(fn: Any, budget_s: float) -> tuple[int, float]:
+    """Repeat ``fn`` for about ``budget_s`` (at least 3 times); return (repeats, seconds)."""
+    fn()
+    reps, t0 = 0, time.perf_counter()
+    while reps < 3 or time.perf_counter() - t0 < budget_s:
+        fn()
+        reps += 1
+    return reps, time.perf_counter() - t0
+
+
+def run_case(n: int, batch: int, seed: int, budget_s: float, threads: int) -> dict[str, Any]:
+    """One case, meant to run in its own process (peak RSS is per process)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        return _case(n, batch, seed, budget_s, threads)
+
+
+def _case(n: int, batch: int, seed: int, budget_s: float, threads: int) -> dict[str, Any]:
+    from sedma.compute.crossbar import CrossbarConfig, exact_product, program
+    from sedma.compute.lam import choose_lambda
+
+    base_mb = psutil.Process().memory_info().rss / 2**20
+    rng = np.random.default_rng(seed)
+    a = rng.random((n, n), dtype=np.float32)
+    x = rng.random((n, batch), dtype=np.float32)
+    reps, secs = _timed(lambda: a @ x, budget_s)
+    numpy_rate = reps * batch / secs
+    t0 = time.perf_counter()
+    pm = program(a, device=MATERIAL, tile=TILE, seed=seed, config=CrossbarConfig(threads=threads))
+    program_s = time.perf_counter() - t0
+    first = pm.read(x, correction="full", lam=lambda p, var: choose_lambda(p, var)[0])
+    lam = pm.last_lam
+    exact = exact_product(a, x)
+    error = float(np.linalg.norm(first.output - exact) / np.linalg.norm(exact))
+    reps, secs = _timed(lambda: pm.read(x, correction="full", lam=lam), budget_s)
+    ours = reps * batch / secs
+    pm.close()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    matrix_mb = a.nbytes / 2**20
+    return {
+        "n": n,
+        "batch": batch,
+        "mvm_per_s": ours,
+        "numpy_f32_mvm_per_s": numpy_rate,
+        "slowdown": numpy_rate / ours,
+        "relative_error": error,
+        "raw_relative_error": float(np.linalg.norm(first.raw - exact) / np.linalg.norm(exact)),
+        "lambda": lam,
+        "program_s": program_s,
+        "program_iterations": pm.stats.iterations,
+        "peak_rss_mb": peak_mb,
+        "matrix_mb": matrix_mb,
+        "rss_ratio": (peak_mb - base_mb) / matrix_mb,
+        "material": MATERIAL,
+        "tile": TILE,
+        "threads": threads,
+    }
+
+
+def _in_child(n: int, batch: int, seed: int, budget_s: float, threads: int) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(run_case, n, batch, seed, budget_s, threads).result()
+
+
+def _plot(cases: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"n={c['n']}\nB={c['batch']}" for c in cases]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    left.bar(labels, [c["slowdown"] for c in cases], color="tab:blue")
+    left.axhline(4.0, color="tab:red", ls="--", label="goal: 4x numpy float32")
+    left.set_ylabel("time per MVM / numpy float32")
+    left.legend()
+    right.bar(labels, [c["relative_error"] for c in cases], color="tab:green")
+    right.set_yscale("log")
+    right.set_ylabel("relative error (corrected)")
+    fig.suptitle(f"sedma bench compute: {MATERIAL}, tile {TILE}, full correction, read noise")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="n = 1024 only (under a minute).")
+@click.option("--json", "as_json", is_flag=True, help="Print the cases as a JSON list.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default="bench-compute.png",
+              show_default=True, help="Where to write the PNG plot.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="BLAS and worker threads, the same for numpy and SEDMA.")  # fmt: skip
+def compute(quick: bool, as_json: bool, plot_path: str, seed: int, threads: int) -> None:
+    """Crossbar MVM/s, error, programming time and peak RSS beside numpy float32."""
+    from tqdm import tqdm
+
+    sizes = (1024,) if quick else (1024, 4096)
+    grid = [(n, b) for n in sizes for b in (1, 32)]
+    budget = 0.5 if quick else 1.5
+    progress = tqdm(grid, desc="bench compute", disable=as_json)
+    cases = [_in_child(n, b, seed, budget, threads) for n, b in progress]
+    _plot(cases, Path(plot_path))
+    if as_json:
+        emit_json(cases)
+        return
+    cols = ["n", "batch", "mvm_per_s", "numpy_f32_mvm_per_s", "slowdown", "relative_error", "program_s",
+            "peak_rss_mb", "rss_ratio"]  # fmt: skip
+    print_table("sedma bench compute", cols, [[c[k] for k in cols] for c in cases])
+    click.echo(f"plot: {plot_path}")
