@@ -69,6 +69,44 @@ def node_classes(problem: Problem) -> Ints:
     return np.asarray(cls, dtype=np.int64)
 
 
+LAGRANGE_ITERS = 8
+
+
+def lagrangian_bound(
+    cost: Floats, d_cpu: Floats, d_mem: Floats, f_cpu: Floats, f_mem: Floats, target: Floats
+) -> Floats:
+    """Lagrangian relaxation of the capacities for the unplaced agents, per child.
+
+    cost (C, R, m): each unplaced agent's cost per node (inf = does not fit); d (R,): demands;
+    f (C, m): free capacity per child. For prices μ >= 0, Σ_r min_k (cost + μ·d) − Σ_k μ_k f_k is
+    a lower bound; Polyak subgradient steps towards ``target`` (the incumbent's slack) raise it.
+    """
+    C, _, m = cost.shape
+    mu_c, mu_m = np.zeros((C, m)), np.zeros((C, m))
+    best = np.full(C, -np.inf)
+    nodes = np.arange(m)
+    for _ in range(LAGRANGE_ITERS):
+        pen = cost + mu_c[:, None, :] * d_cpu[None, :, None] + mu_m[:, None, :] * d_mem[None, :, None]
+        k = pen.argmin(axis=2)
+        val = np.take_along_axis(pen, k[..., None], axis=2)[..., 0].sum(axis=1)
+        val = val - (mu_c * f_cpu).sum(axis=1) - (mu_m * f_mem).sum(axis=1)
+        best = np.maximum(best, val)
+        gap = target - best
+        if not np.any((gap > _EPS) & np.isfinite(best)):
+            break
+        onehot = k[..., None] == nodes
+        g_c = (onehot * d_cpu[None, :, None]).sum(axis=1) - f_cpu
+        g_m = (onehot * d_mem[None, :, None]).sum(axis=1) - f_mem
+        # Prices only rise where a node is over-subscribed, or fall back towards 0 elsewhere.
+        g_c = np.where((mu_c > 0) | (g_c > 0), g_c, 0.0)
+        g_m = np.where((mu_m > 0) | (g_m > 0), g_m, 0.0)
+        norm = (g_c**2).sum(axis=1) + (g_m**2).sum(axis=1)
+        step = np.where(np.isfinite(gap) & (norm > 0), np.maximum(gap, 0.0) / np.maximum(norm, 1e-12), 0.0)
+        mu_c = np.maximum(mu_c + step[:, None] * g_c, 0.0)
+        mu_m = np.maximum(mu_m + step[:, None] * g_m, 0.0)
+    return best
+
+
 class _Search:
     def __init__(self, problem: Problem, incumbent: Ints, deadline: float) -> None:
         self.pb, self.deadline = problem, deadline
@@ -85,6 +123,7 @@ class _Search:
         self.unary = problem.unary
         self.by_size = np.argsort(-problem.cap_mem, kind="stable")
         self.inv_size = 1.0 / problem.cap_mem[self.by_size]
+        self.s_cpu, self.s_mem = float(problem.cap_cpu.mean()), float(problem.cap_mem.mean())
         self.rest_mem = np.append(np.cumsum(problem.mem[self.order][::-1])[::-1], 0.0)
 
     def rest_bound(self, rows: Floats, depth: int) -> float:
@@ -123,14 +162,28 @@ class _Search:
             pb.mem[rest][None, :, None] <= fm[:, None, :] + _EPS
         )
         comm_rows = rows[rest][None, :, :] + pb.traffic[rest, i][None, :, None] * pb.netcost[:, None, :]
-        both = np.where(ok, comm_rows + self.unary[rest][None], np.inf).min(axis=2).sum(axis=1)
+        cost = np.where(ok, comm_rows + self.unary[rest][None], np.inf)
+        both = cost.min(axis=2).sum(axis=1)
         comm = np.where(ok, comm_rows, np.inf).min(axis=2).sum(axis=1)
         # Fractional knapsack of the memory term (see rest_bound), one row per child.
         free = np.maximum(fm[:, self.by_size], 0.0)
         before = np.cumsum(free, axis=1) - free
         take = np.clip(self.rest_mem[depth + 1] - before, 0.0, free)
         frac = pb.lam * (take * self.inv_size).sum(axis=1)
-        return g2, np.where(valid, g2 + np.maximum(both, comm + frac), np.inf)
+        cheap = g2 + np.maximum(both, comm + frac)
+        # Only children the cheap bound cannot prune pay for the Lagrangian one.
+        open_ = np.flatnonzero(valid & (cheap < self.best_v - _EPS))
+        if len(open_) and len(rest) > 1:
+            lag = lagrangian_bound(
+                cost[open_],
+                pb.cpu[rest] / self.s_cpu,
+                pb.mem[rest] / self.s_mem,
+                fc[open_] / self.s_cpu,
+                fm[open_] / self.s_mem,
+                self.best_v - g2[open_],
+            )
+            cheap[open_] = np.maximum(cheap[open_], g2[open_] + lag)
+        return g2, np.where(valid, cheap, np.inf)
 
     def first_of_class(self) -> NDArray[np.bool_]:
         """Symmetry breaking: of identical empty nodes only the first may be opened."""
