@@ -15,7 +15,6 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
-    IntegrityError,
     NoSuchModuleError,
     OperationalError,
     SQLAlchemyError,
@@ -115,7 +114,7 @@ def with_retries(fn: Callable[[], T], *, what: str, url: str) -> T:
             return fn()
         except SedmaError:
             raise
-        except (OperationalError, IntegrityError) as exc:
+        except OperationalError as exc:
             if _transient(exc) and time.monotonic() < deadline:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.25)
@@ -126,9 +125,10 @@ def with_retries(fn: Callable[[], T], *, what: str, url: str) -> T:
 
 
 def _transient(exc: SQLAlchemyError) -> bool:
-    """Lock contention, serialisation failure or an insert race: worth retrying the transaction."""
-    if isinstance(exc, IntegrityError):
-        return True
+    """Lock contention or a serialisation failure: worth retrying the whole transaction.
+
+    Integrity errors are not retried: writers hold the writers' lock, so an insert race cannot occur.
+    """
     msg = str(getattr(exc, "orig", exc)).lower()
     if any(m in msg for m in _LOCKED_MARKERS):
         return True
