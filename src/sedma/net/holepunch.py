@@ -171,7 +171,11 @@ async def _dial_loop(
 ) -> None:
     loop = asyncio.get_running_loop()
     while not verified.first.done():
-        sock = reuse_socket(local)
+        try:
+            sock = reuse_socket(local)
+        except OSError as exc:  # the port is not ours to share: the listener may still win
+            log.debug("cannot dial from %s: %s", local, exc)
+            return
         try:
             await asyncio.wait_for(loop.sock_connect(sock, target), max(every * 4, 0.2))
         except (OSError, TimeoutError):
@@ -185,8 +189,13 @@ async def _dial_loop(
 def _listener(local: Address) -> socket.socket | None:
     try:
         sock = reuse_socket(local)
+    except OSError as exc:
+        log.debug("cannot listen on %s for hole punching: %s", local, exc)
+        return None
+    try:
         sock.listen(8)
     except OSError as exc:
+        sock.close()
         log.debug("cannot listen on %s for hole punching: %s", local, exc)
         return None
     return sock

@@ -227,24 +227,29 @@ class SocketChannel:
             raise PeerError(f"relay did not answer within {timeout} s") from exc
 
 
-def reuse_socket(local: Address | None = None, *, host: str = "") -> socket.socket:
-    """A TCP socket that may share its local port (hole punching dials from the same port);
-    IPv6 when the local address or ``host`` is an IPv6 literal."""
-    v6 = ":" in (local[0] if local is not None else host)
+def reuse_socket(local: Address) -> socket.socket:
+    """A TCP socket bound to ``local`` that may share its port with our other such sockets
+    (hole punching listens and dials from the relay connection's port); IPv6 for v6 literals."""
+    v6 = ":" in local[0]
     sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if hasattr(socket, "SO_REUSEPORT"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if local is not None:
+    try:
         sock.bind(local)
+    except OSError:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
 
 
 async def open_channel(addr: Address, *, timeout: float) -> SocketChannel:
     """Connect to ``addr`` from a port-sharing socket, so hole punching can reuse its port."""
-    sock = reuse_socket(host=addr[0])
+    # An explicit bind makes the port ours: a kernel-chosen port for connect() may be shared
+    # with other connections, and then the hole punch could not listen or dial from it.
+    sock = reuse_socket(("::" if ":" in addr[0] else "0.0.0.0", 0))
     try:
         await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, addr), timeout)
     except (OSError, TimeoutError) as exc:
