@@ -22,6 +22,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from sedma.compute import correction as corr
+from sedma.compute.backend import get_backend
 from sedma.compute.converters import SCALINGS, Scale, scale
 from sedma.compute.devices import Device, get_device
 from sedma.compute.energy import Cost, GroupCostInput, mvm_cost, programming_cost
@@ -360,10 +361,15 @@ def program(
     config: CrossbarConfig | None = None,
     seed: int = 0,
     executor: str | Executor = "local",
+    backend: str | None = None,
 ) -> ProgrammedMatrix:
-    """Program A onto crossbars along ``plan`` (static ``tile`` grid by default): program once."""
+    """Program A onto crossbars along ``plan`` (static ``tile`` grid by default): program once.
+
+    ``backend`` (or SEDMA_ARRAY_BACKEND) moves the read kernel to CuPy or torch on CUDA.
+    """
     cfg = config or CrossbarConfig()
     cfg.validate()
+    array_backend = get_backend(backend)
     arr = check_matrix(a)
     if plan is None:
         name = device.name if isinstance(device, Device) else device if isinstance(device, str) else ""
@@ -383,7 +389,8 @@ def program(
                 g, summary = _build_group(arr, sc, blocks, devices[dname], cfg, (1, si, gi), seed, pool)
                 groups.append(g)
                 summaries.append(summary)
-            shards.append(Shard(groups, arr.shape[0], np.random.SeedSequence(seed, spawn_key=(2, si))))
+            stream = np.random.SeedSequence(seed, spawn_key=(2, si))
+            shards.append(Shard(groups, arr.shape[0], stream, array_backend))
     program_s = time.perf_counter() - t0
     pm = ProgrammedMatrix(
         arr, plan, cfg, sc, summaries, make_executor(executor, shards, threads=cfg.threads), seed, program_s

@@ -14,11 +14,13 @@ stream, so the same seed gives the same numbers whichever executor runs it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from sedma.compute.backend import ArrayBackend
 from sedma.compute.converters import adc, dac
 from sedma.compute.devices import Device
 
@@ -114,10 +116,40 @@ class ShardOut:
 class Shard:
     """The tile groups one worker owns, with its own random stream (seeded at programming)."""
 
-    def __init__(self, groups: list[TileGroup], rows: int, seed: np.random.SeedSequence):
+    def __init__(
+        self,
+        groups: list[TileGroup],
+        rows: int,
+        seed: np.random.SeedSequence,
+        backend: ArrayBackend | None = None,
+    ):
         self.groups = groups
         self.rows = rows
         self.rng = np.random.Generator(np.random.SFC64(seed))
+        self.backend = backend or ArrayBackend("numpy")
+        self._device: dict[int, tuple[Any, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Device copies stay where they were made; a Ray actor makes its own on first read.
+        return {k: v for k, v in self.__dict__.items() if k != "_device"} | {"_device": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def _gpu_read(self, g: TileGroup, x: F32, exact: bool) -> tuple[F32, F32]:
+        """Matmul and per-read noise on the GPU backend; returns (clean, noisy) on the host."""
+        be = self.backend
+        if id(g) not in self._device:
+            self._device[id(g)] = (be.put(g.wa), be.put(g.s))
+        wa, s = self._device[id(g)]
+        xd = be.put(x)
+        y = be.matmul(wa if exact else wa[:, : g.tile], xd)
+        clean = y[:, : g.tile]
+        noisy = clean
+        if g.device.read_noise > 0.0:
+            seed = int(self.rng.integers(1 << 62))
+            noisy = be.noisy(clean, be.matmul(s, xd * xd), g.device.read_noise, seed)
+        return be.get(y), adc(be.get(noisy), g.adc_lo, g.adc_hi, g.adc_bits)
 
     def read(self, xs: F32, exact: bool, faithful: bool) -> ShardOut:
         """One read of scaled inputs (n, B): raw analog output and, for correction, Âx̂ and W x̂."""
@@ -126,9 +158,13 @@ class Shard:
         out.xnoise = zeros.copy() if exact and faithful else None
         for g in self.groups:
             x = g.gather(xs)
-            y = np.matmul(g.wa if exact else g.w, x)
+            if self.backend.on_gpu:
+                y, noisy = self._gpu_read(g, x, exact)
+            else:
+                y = np.matmul(g.wa if exact else g.w, x)
+                noisy = g.noisy_read(x, y[:, : g.tile], self.rng)
             clean = y[:, : g.tile]
-            out.raw += g.outputs(g.noisy_read(x, clean, self.rng))
+            out.raw += g.outputs(noisy)
             if out.wx is not None and out.ax is not None:
                 out.wx += g.outputs(clean)
                 out.ax += g.outputs(y[:, g.tile :])
