@@ -1,6 +1,7 @@
 """A separate process driving LongTermMemory for the multi-process and SIGKILL tests.
 
-usage: _ltm_worker.py mixed URL NAME N    -- put N own keys, read the others', use a shared key N times
+usage: _ltm_worker.py mixed URL NAME N GO -- when file GO exists: put N own keys, read the others',
+                                             use a shared key N times
        _ltm_worker.py kill  URL DIR       -- commit single puts and 200-record batches forever, acking each
 """
 
@@ -14,9 +15,8 @@ from pathlib import Path
 from sedma.memory import LongTermMemory
 
 
-def mixed(url: str, name: str, n: int) -> None:
+def mixed(url: str, name: str, n: int, go: Path) -> None:
     ltm = LongTermMemory(url, cache_size=0)
-    go = Path(url.removeprefix("sqlite:///")).with_name("go")
     while not go.exists():  # start all workers together for real contention
         time.sleep(0.005)
     for i in range(n):
@@ -41,6 +41,6 @@ def kill(url: str, workdir: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "mixed":
-        mixed(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        mixed(sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5]))
     else:
         kill(sys.argv[2], sys.argv[3])

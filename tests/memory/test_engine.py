@@ -34,14 +34,15 @@ def test_sqlite_file_uses_wal(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_four_processes_share_one_sqlite_file_without_lost_writes(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "m.db")
-    with LongTermMemory(url) as ltm:
+def test_four_processes_share_one_store_without_lost_writes(ltm_url: str, tmp_path: Path) -> None:
+    """Four writers/readers at once (SQLite file or PostgreSQL): no lost write, no lock error."""
+    with LongTermMemory(ltm_url) as ltm:
         ltm.put("run", "shared", "counter", 0)
-    n = 60
+    n = 60 if ltm_url.startswith("sqlite") else 25  # PostgreSQL round trips cost more on 2 cores
+    go = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, WORKER, "mixed", url, f"w{i}", str(n)],
+            [sys.executable, WORKER, "mixed", ltm_url, f"w{i}", str(n), str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -49,16 +50,43 @@ def test_four_processes_share_one_sqlite_file_without_lost_writes(tmp_path: Path
         for i in range(4)
     ]
     time.sleep(0.3)
-    (tmp_path / "go").touch()
+    go.touch()
     results = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err
         assert "locked" not in err.lower()
-    with LongTermMemory(url) as ltm:
+    with LongTermMemory(ltm_url) as ltm:
         assert ltm.count() == 4 * n + 1
         assert ltm.get("run", "shared", "counter").uses == 4 * n  # type: ignore[union-attr]
         for i in range(4):
             assert ltm.get("run", "w", f"w{i}/{n - 1}").value == {"i": n - 1, "by": f"w{i}"}  # type: ignore[union-attr]
+
+
+def test_a_lock_held_past_the_busy_timeout_is_waited_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's own busy handler gives up after BUSY_TIMEOUT_MS; the transaction retry keeps going."""
+    import sqlite3
+    import threading
+
+    from sedma.memory import engine
+
+    monkeypatch.setattr(engine, "BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "m.db"
+    ltm = LongTermMemory(sqlite_url(path))
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(1.0, lambda: holder.execute("COMMIT"))
+    release.start()
+    t0 = time.monotonic()
+    try:
+        ltm.put("run", "x", "after-lock", 1)  # waits ~1 s: ten busy timeouts
+    finally:
+        release.join()
+        holder.close()
+    assert time.monotonic() - t0 >= 0.9
+    assert ltm.get("run", "x", "after-lock").value == 1  # type: ignore[union-attr]
+    ltm.close()
 
 
 @pytest.mark.slow
