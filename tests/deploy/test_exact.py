@@ -8,6 +8,7 @@ import pytest
 from sedma.deploy.baselines import first_fit_decreasing
 from sedma.deploy.exact import branch_and_bound, branch_order, node_classes
 from sedma.deploy.objective import Problem, feasible, objective
+from sedma.errors import InputError
 
 from ._cases import random_problem
 
@@ -23,7 +24,7 @@ def brute_force(pb: Problem) -> float:
     ok = (cpu <= pb.cap_cpu + 1e-9).all(1) & (mem <= pb.cap_mem + 1e-9).all(1)
     c = pb.netcost[all_p[:, :, None], all_p[:, None, :]]
     vals = 0.5 * (c * pb.traffic).sum((1, 2)) + pb.unary[np.arange(pb.n), all_p].sum(1)
-    return float(vals[ok].min())
+    return float(vals[ok].min()) if ok.any() else float("inf")
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -31,12 +32,15 @@ def test_exact_optimum_equals_brute_force(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n, m = int(rng.integers(3, 8)), int(rng.integers(2, 4))
     pb = random_problem(n, m, seed=seed, load=float(rng.uniform(0.4, 0.95)))
-    start = first_fit_decreasing(pb)
-    if start is None:
-        pytest.skip("instance has no feasible packing by first-fit")
+    start = first_fit_decreasing(pb)  # may be None: then the search starts without an incumbent
+    best = brute_force(pb)
+    if not np.isfinite(best):
+        with pytest.raises(InputError, match="no feasible"):
+            branch_and_bound(pb, start, time_limit=30)
+        return
     res = branch_and_bound(pb, start, time_limit=30)
     assert res.optimal and feasible(pb, res.placement)
-    assert res.value == pytest.approx(brute_force(pb), rel=1e-9, abs=1e-9)
+    assert res.value == pytest.approx(best, rel=1e-9, abs=1e-9)
     assert res.bound == pytest.approx(res.value)
     assert objective(pb, res.placement) == pytest.approx(res.value)
 

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sedma.deploy.objective import Floats, Ints, Problem, objective
+from sedma.errors import InputError
 
 _EPS = 1e-9
 
@@ -108,12 +109,12 @@ def lagrangian_bound(
 
 
 class _Search:
-    def __init__(self, problem: Problem, incumbent: Ints, deadline: float) -> None:
+    def __init__(self, problem: Problem, incumbent: Ints | None, deadline: float) -> None:
         self.pb, self.deadline = problem, deadline
         self.order = branch_order(problem)
         self.cls = node_classes(problem)
-        self.best_p = incumbent.copy()
-        self.best_v = objective(problem, incumbent)
+        self.best_p = None if incumbent is None else incumbent.copy()
+        self.best_v = np.inf if incumbent is None else objective(problem, incumbent)
         self.p = np.full(problem.n, -1, dtype=np.int64)
         self.free_cpu, self.free_mem = problem.cap_cpu.copy(), problem.cap_mem.copy()
         self.count = np.zeros(problem.m, dtype=np.int64)
@@ -224,12 +225,18 @@ class _Search:
         self.free_mem[k] -= sign * self.pb.mem[i]
 
 
-def branch_and_bound(problem: Problem, incumbent: Ints, *, time_limit: float = 10.0) -> ExactResult:
-    """Minimise Eq. 11 exactly; on timeout return the incumbent with the best proven bound."""
+def branch_and_bound(problem: Problem, incumbent: Ints | None, *, time_limit: float = 10.0) -> ExactResult:
+    """Minimise Eq. 11 exactly; on timeout return the incumbent with the best proven bound.
+
+    Without an incumbent the search also decides feasibility: InputError when none exists.
+    """
     search = _Search(problem, incumbent, time.perf_counter() + time_limit)
     root_rows = np.zeros((problem.n, problem.m))
     root = search.rest_bound(root_rows, 0)
     search.dfs(0, 0.0, root_rows)
+    if search.best_p is None:
+        why = "within the time limit" if search.timed_out else "(proven by exhaustive search)"
+        raise InputError(f"exact: no feasible placement {why}")
     if search.timed_out:
         bound = min([search.best_v, *search.open_bounds])
         return ExactResult(search.best_p, search.best_v, max(bound, root), False, search.explored)

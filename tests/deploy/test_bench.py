@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.progress import Progress
+
+from sedma.bench.deploy import BenchConfig, goals, plot, run_case
+
+
+def test_bench_case_runs_every_solver_and_judges_goals(tmp_path: Path) -> None:
+    cfg = BenchConfig(seed=1, reference=0.3)
+    with Progress(disable=True) as progress:
+        task = progress.add_task("t", total=1)
+        case = run_case(12, 4, cfg, progress, task)
+    solvers = [r["solver"] for r in case["runs"]]
+    assert solvers[:4] == ["k8s-native", "greedy", "local", "exact"] and solvers[4].startswith("reference")
+    assert all(r["feasible"] for r in case["runs"])
+    assert min(r["gap"] for r in case["runs"]) == 0.0
+    by = {r["solver"]: r for r in case["runs"]}
+    assert by["local"]["objective"] <= by["k8s-native"]["objective"] + 1e-9
+    assert by["exact"]["proven_optimal"] and by["exact"]["gap"] == 0.0
+    verdict = goals([case])
+    assert verdict == {"12x4 proven optimal <= 1 s": by["exact"]["seconds"] <= 1.0}
+    assert plot([case], tmp_path / "p.png").stat().st_size > 1000
