@@ -87,7 +87,7 @@ async def run_node_target(args: argparse.Namespace) -> None:
         return {"data": node.store.get(str(body["cid"]))}
 
     async def paths(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-        return {"inbound": transport.inbound_paths}
+        return {"inbound": list(transport.inbound_paths)}
 
     for name, fn in (("nat.echo", echo), ("nat.block", block), ("nat.paths", paths)):
         node.endpoint.register(name, fn)
@@ -152,7 +152,7 @@ async def run_target(args: argparse.Namespace) -> None:
         return {"data": tensor.blocks[str(body["cid"])]}
 
     async def paths(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-        return {"inbound": transport.inbound_paths}
+        return {"inbound": list(transport.inbound_paths)}
 
     endpoint.register("nat.echo", echo)
     endpoint.register("nat.block", block)

@@ -74,7 +74,12 @@ async def _pair(
         seen = await client.request(peer, "whoami", {})
         rpc = await client.connection(peer)
         assert rpc.caller is not None
-        return d_transport.paths[target.peer_id], t_transport.inbound_paths, seen["you"], rpc.caller.peer_id
+        return (
+            d_transport.paths[target.peer_id],
+            list(t_transport.inbound_paths),
+            seen["you"],
+            rpc.caller.peer_id,
+        )
     finally:
         await client.close()
         await server.close()

@@ -279,7 +279,7 @@ def test_adopted_circuit_carries_rpc_with_a_proven_peer_id() -> None:
         assert caller.peer_id == target.peer_id
         answer = await rpc.call("echo", {"x": b"through the relay"}, 5.0)
         assert answer == {"x": b"through the relay", "you": me.peer_id}
-        assert transport.inbound_paths == ["relay"]
+        assert list(transport.inbound_paths) == ["relay"]
         rpc.close()
         await server.close()
         await transport.close()

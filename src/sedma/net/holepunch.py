@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import time
+from collections import Counter, deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -330,7 +331,8 @@ class NatTransport(Transport):
         self.routes: dict[Address, PeerInfo] = {}
         self.paths: dict[bytes, str] = {}  # peer id -> how we last reached it
         self.direct_errors: dict[bytes, str] = {}  # peer id -> why the direct dial failed
-        self.inbound_paths: list[str] = []  # how each accepted circuit ended up
+        self.inbound_paths: deque[str] = deque(maxlen=256)  # how recent accepted circuits ended up
+        self._inbound_total: Counter[str] = Counter()
         self.reservations: list[RelayReservation] = []
         self._on_connection: ConnectionHandler | None = None
         self._keepers: set[asyncio.Future[None]] = set()
@@ -371,8 +373,8 @@ class NatTransport(Transport):
         counts = {f"{way}_{path}": 0 for way in ("out", "in") for path in ("direct", "holepunch", "relay")}
         for path in self.paths.values():
             counts[f"out_{path}"] += 1
-        for path in self.inbound_paths:
-            counts[f"in_{path}"] += 1
+        for path, n in self._inbound_total.items():
+            counts[f"in_{path}"] += n
         counts["reservations"] = len(self.reservations)
         return counts
 
@@ -436,6 +438,7 @@ class NatTransport(Transport):
             log.warning("relayed circuit dropped during hole punching: %s", exc)
             return
         self.inbound_paths.append(outcome.path)
+        self._inbound_total[outcome.path] += 1
         conn = await adopt_socket(outcome.sock, max_frame=self.inner.max_frame)
         if self._on_connection is None:
             conn.close()  # nothing listens for inbound connections here
