@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -300,3 +301,26 @@ def test_stats_reports_groups_and_backend(ltm: LongTermMemory) -> None:
         {"layer": "compute", "kind": "lambda", "count": 2, "mean_score": 0.5},
         {"layer": "net", "kind": "peer", "count": 1, "mean_score": 2.0},
     ]
+
+
+@pytest.mark.postgres
+def test_postgres_connections_killed_by_the_server_are_replaced(pg_schema: str, pg_url: str) -> None:
+    import psycopg
+
+    app = f"sedma-kill-{uuid.uuid4().hex[:8]}"
+    ltm = LongTermMemory(f"{pg_schema}&application_name={app}", cache_size=0)
+    try:
+        ltm.put("net", "peer", "p", 1)
+        assert ltm.get("net", "peer", "p") is not None  # the reader holds one connection...
+        ltm.put("net", "peer", "p", 1)  # ...and the pool another
+        with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                (app,),
+            ).fetchone()
+        assert killed is not None and killed[0] == 2
+        assert ltm.get("net", "peer", "p").value == 1  # type: ignore[union-attr]
+        ltm.put("net", "peer", "q", 2)
+        assert ltm.count() == 2
+    finally:
+        ltm.close()

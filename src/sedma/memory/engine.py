@@ -29,6 +29,8 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5_000
 #: Total time a transaction is retried on "database is locked" before giving up.
 RETRY_BUDGET_S = 60.0
+#: Fresh connections tried after a connection was found dead (server restart, terminated backend).
+MAX_RECONNECTS = 2
 #: PostgreSQL connect timeout: an unreachable server fails fast.
 PG_CONNECT_TIMEOUT_S = 3
 
@@ -47,10 +49,13 @@ def make_engine(url: URL) -> Engine:
     try:
         if url.get_backend_name() == "sqlite":
             return _sqlite_engine(url)
+        # URL query parameters (…?connect_timeout=10&application_name=x) win over these defaults.
+        defaults = {"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "sedma"}
         return create_engine(
             url,
-            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "sedma"},
-            pool_pre_ping=True,
+            connect_args={k: v for k, v in defaults.items() if k not in url.query},
+            # No pre-ping round trip per transaction: a connection found dead is invalidated and
+            # the transaction retried on a fresh one (with_retries).
         )
     except (NoSuchModuleError, ArgumentError) as exc:
         raise ConfigError(f"LTM URL {redact(str(url))!r}: {exc}") from None
@@ -106,15 +111,19 @@ def write_txn(engine: Engine, lock_name: str) -> Iterator[Connection]:
 
 
 def with_retries(fn: Callable[[], T], *, what: str, url: str) -> T:
-    """Run ``fn`` retrying transient lock/serialisation errors; map the rest to typed errors."""
+    """Run ``fn`` retrying transient lock/serialisation errors and lost connections; map the rest."""
     deadline = time.monotonic() + RETRY_BUDGET_S
     delay = 0.005
+    reconnects = 0
     while True:
         try:
             return fn()
         except SedmaError:
             raise
         except OperationalError as exc:
+            if exc.connection_invalidated and reconnects < MAX_RECONNECTS:
+                reconnects += 1  # the pool has dropped the dead connection; the next one is fresh
+                continue
             if _transient(exc) and time.monotonic() < deadline:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.25)

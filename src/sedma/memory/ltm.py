@@ -327,10 +327,14 @@ class LongTermMemory:
                     cur.close()
                 return row
             except dbapi.Error as exc:
+                lost = False
                 if not is_sqlite(self._engine) and self._reader is not None:
+                    lost = self._engine.dialect.is_disconnect(exc, self._reader.driver_connection, None)
                     _close_quietly(self._reader)  # a broken PG connection is replaced on retry
                     self._reader = None
-                raise DBAPIError.instance(get.sql, params, exc, dbapi.Error) from exc
+                raise DBAPIError.instance(
+                    get.sql, params, exc, dbapi.Error, connection_invalidated=lost
+                ) from exc
 
     def _reader_conn(self) -> Any:
         if self._reader is None:
