@@ -420,3 +420,36 @@ def test_a_frozen_relay_is_noticed_by_the_refresh_and_the_reservation_ends() -> 
             proc.send_signal(signal.SIGCONT)
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"GET / HTTP/1.1\r\n\r\n" + b"x" * 64,  # not our protocol at all
+        HEADER.pack(MAGIC, VERSION, 2, 0, 1 << 30, 0),  # a 1 GiB body announced: refused unread
+        HEADER.pack(MAGIC, VERSION, 2, 0, 3, 0) + b"\xc1\xc1\xc1",  # invalid msgpack
+        pack({"op": "no-such-op"}),
+        pack({"op": "reserve", "pub": b"k" * 32, "sig": b"s" * 64, "nonce": b"n" * 32}),  # forged
+        pack({"op": "accept", "token": b"t" * 16}),  # a token nobody was given
+    ],
+)
+def test_malformed_or_forged_input_is_dropped_and_the_relay_keeps_serving(garbage: bytes) -> None:
+    async def scenario() -> None:
+        relay = RelayServer(Identity.generate())
+        host, port = await relay.start()
+        reader, writer = await asyncio.open_connection(host, port)
+        await reader.readexactly(
+            HEADER.size + body_length(await reader.readexactly(HEADER.size)) - HEADER.size
+        )
+        writer.write(garbage)
+        rest = await asyncio.wait_for(reader.read(), 5.0)  # the relay answers at most an error, then hangs up
+        assert rest == b"" or unpack(rest[: HEADER.size], rest[HEADER.size :])["op"] == "error"
+        writer.close()
+        assert relay.stats()["reservations"] == 0
+        addr = (relay.identity.peer_id, host, port)
+        ok = await RelayReservation(Identity.generate(), addr, await _circuit_sink([])).open()
+        assert relay.stats()["reservations"] == 1
+        await ok.close()
+        await relay.close()
+
+    asyncio.run(scenario())
