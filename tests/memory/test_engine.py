@@ -197,8 +197,14 @@ def test_forked_child_uses_its_own_connections(tmp_path: Path) -> None:
         except BaseException:
             code = 4
         os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("forked child did not finish in 60 s")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
     assert ltm.get("run", "p", "child").value == 2  # type: ignore[union-attr]
     ltm.close()
 
