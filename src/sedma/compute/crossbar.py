@@ -432,6 +432,7 @@ class ProgrammedMatrix:
         # rowsum(Â) is exact and digital: it un-scales the x-offset term.
         self.rowsum = (arr.sum(axis=1, dtype=np.float64) - n * lo) / span
         self.rows_e2 = np.sum([g.rows_e2 for g in summaries], axis=0).astype(np.float32)
+        self._xnoise_sd = np.sqrt(self.rows_e2)[:, None]
         self._rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(3,))))
         self._probe_rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(4,))))
         self.stats = self._totals(program_s)
@@ -492,7 +493,7 @@ class ProgrammedMatrix:
             noise = out.xnoise
         else:
             z = self._rng.standard_normal(out.raw.shape, dtype=np.float32)
-            noise = np.sqrt(self.rows_e2)[:, None] * z
+            noise = self._xnoise_sd * z
         # p = A x̃ + Ã x − Ã x̃ with A x̃ − Ã x̃ = −Σ_j E_ij x̃_ij = Â x − W x − Σ_j E_ij e_ij.
         p: F32 = out.ax + out.raw - out.wx - noise
         return out.raw, p

@@ -73,12 +73,14 @@ class TileGroup:
     def noisy_read(self, x: F32, y: F32, rng: np.random.Generator) -> F32:
         """Per-read noise at the column outputs, then each tile's ADC."""
         sigma = self.device.read_noise
-        if sigma > 0.0:
-            var = np.matmul(self.s, x * x)
-            y = y + np.float32(sigma) * np.sqrt(var) * rng.standard_normal(var.shape, dtype=np.float32)
-        else:
-            y = y.copy()
-        return adc(y, self.adc_lo, self.adc_hi, self.adc_bits)
+        if sigma <= 0.0:
+            return adc(y.copy(), self.adc_lo, self.adc_hi, self.adc_bits)
+        noise = np.matmul(self.s, x * x)
+        np.sqrt(noise, out=noise)
+        noise *= rng.standard_normal(noise.shape, dtype=np.float32)
+        noise *= np.float32(sigma)
+        noise += y
+        return adc(noise, self.adc_lo, self.adc_hi, self.adc_bits)
 
     def faithful_xtilde(self, x: F32, rng: np.random.Generator) -> F32:
         """Σ_j E_ij e_ij with x̃_ij = x_j + e_ij drawn per cell (the faithful correction mode)."""
@@ -153,9 +155,7 @@ class Shard:
 
     def read(self, xs: F32, exact: bool, faithful: bool) -> ShardOut:
         """One read of scaled inputs (n, B): raw analog output and, for correction, Âx̂ and W x̂."""
-        zeros = np.zeros((self.rows, xs.shape[1]), dtype=np.float32)
-        out = ShardOut(zeros.copy(), zeros.copy() if exact else None, zeros.copy() if exact else None)
-        out.xnoise = zeros.copy() if exact and faithful else None
+        total: F32 | None = None
         for g in self.groups:
             x = g.gather(xs)
             if self.backend.on_gpu:
@@ -163,11 +163,15 @@ class Shard:
             else:
                 y = np.matmul(g.wa if exact else g.w, x)
                 noisy = g.noisy_read(x, y[:, : g.tile], self.rng)
-            clean = y[:, : g.tile]
-            out.raw += g.outputs(noisy)
-            if out.wx is not None and out.ax is not None:
-                out.wx += g.outputs(clean)
-                out.ax += g.outputs(y[:, g.tile :])
-            if out.xnoise is not None:
-                out.xnoise += g.outputs(g.faithful_xtilde(x, self.rng))
-        return out
+            parts = [noisy, y[:, : g.tile], y[:, g.tile :]] if exact else [noisy]
+            if faithful:
+                parts.append(g.faithful_xtilde(x, self.rng))
+            # One sparse scatter for every product of this group (columns side by side).
+            rows = g.outputs(np.concatenate(parts, axis=-1))
+            total = rows if total is None else total + rows
+        if total is None:
+            total = np.zeros((self.rows, xs.shape[1] * (3 + faithful if exact else 1)), dtype=np.float32)
+        cols = np.split(total, total.shape[1] // xs.shape[1], axis=-1)
+        if not exact:
+            return ShardOut(cols[0])
+        return ShardOut(cols[0], cols[1], cols[2], cols[3] if faithful else None)
