@@ -70,3 +70,23 @@ def test_time_calls_and_summarize() -> None:
 def test_bench_config_validates() -> None:
     with pytest.raises(ConfigError, match="lookups"):
         BenchConfig(lookups=0).validate()
+
+
+def test_unreachable_postgres_fails_before_the_long_parts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import time
+
+    from sedma.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("SEDMA_LTM_URL", f"postgresql+psycopg://postgres@127.0.0.1:{port}/x")
+    t0 = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "memory", "--no-plot"])  # default sizes: would take a minute if not failing first
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "is unreachable" in err and "Traceback" not in err
+    assert time.monotonic() - t0 < 10

@@ -23,10 +23,19 @@ import numpy as np
 from rich.progress import Progress
 
 from sedma._output import console, emit_json, err_console, print_table
-from sedma.errors import ConfigError
+from sedma.errors import ConfigError, SedmaError
+from sedma.memory.engine import make_engine, with_retries
 from sedma.memory.ltm import LongTermMemory
 from sedma.memory.stm import ShortTermMemory
-from sedma.memory.urls import ENV_LTM_URL, ENV_STM_URL, redact, resolve_home, sqlite_url, with_search_path
+from sedma.memory.urls import (
+    ENV_LTM_URL,
+    ENV_STM_URL,
+    parse_ltm_url,
+    redact,
+    resolve_home,
+    sqlite_url,
+    with_search_path,
+)
 
 GOAL_CACHED_P50_US = 5.0
 GOAL_SQLITE_UNCACHED_P50_US = 100.0
@@ -188,19 +197,24 @@ def _per_s(ns: np.ndarray) -> float:
 @contextlib.contextmanager
 def pg_scratch_schema(url: str) -> Iterator[str]:
     """A throw-away schema in the PostgreSQL of SEDMA_LTM_URL, so the benchmark never touches real records."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     schema = f"sedma_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(
-        url.replace("postgresql://", "postgresql+psycopg://", 1), connect_args={"connect_timeout": 3}
-    )
+    engine = make_engine(parse_ltm_url(url))
+
+    def run(sql: str) -> None:
+        def attempt() -> None:
+            with engine.begin() as conn:
+                conn.execute(text(sql))
+
+        with_retries(attempt, what="bench scratch schema", url=url)
+
     try:
-        with engine.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        run(f'CREATE SCHEMA "{schema}"')
         yield with_search_path(url, schema)
     finally:
-        with contextlib.suppress(Exception), engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        with contextlib.suppress(SedmaError):
+            run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         engine.dispose()
 
 
@@ -221,19 +235,24 @@ def goals(ltm_results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def run_bench(cfg: BenchConfig, *, progress: Progress) -> dict[str, Any]:
     """One run: SQLite (+ PostgreSQL if SEDMA_LTM_URL), in-process STM (+ Redis if SEDMA_STM_URL)."""
     results: dict[str, Any] = {"config": asdict(cfg), "ltm": [], "stm": []}
-    with tempfile.TemporaryDirectory(prefix="sedma-bench-") as tmp:
-        results["ltm"].append(bench_ltm(sqlite_url(Path(tmp) / "bench.db"), cfg, progress))
     pg = os.environ.get(ENV_LTM_URL, "")
-    if pg.startswith(("postgresql", "postgres")):
-        with pg_scratch_schema(pg) as url:
-            results["ltm"].append(bench_ltm(url, cfg, progress))
-    with ShortTermMemory(local=True) as local:
-        results["stm"].append(bench_stm(local, cfg, progress))
-    if os.environ.get(ENV_STM_URL):
-        with ShortTermMemory(
-            os.environ[ENV_STM_URL], namespace=f"sedma-bench-{uuid.uuid4().hex[:8]}"
-        ) as remote:
-            results["stm"].append(bench_stm(remote, cfg, progress))
+    stm_url = os.environ.get(ENV_STM_URL)
+    with contextlib.ExitStack() as stack:
+        # Reach every configured server before the long parts, so a bad URL fails in seconds.
+        pg_url = (
+            stack.enter_context(pg_scratch_schema(pg)) if pg.startswith(("postgresql", "postgres")) else None
+        )
+        remote = None
+        if stm_url:
+            ns = f"sedma-bench-{uuid.uuid4().hex[:8]}"
+            remote = stack.enter_context(ShortTermMemory(stm_url, namespace=ns))
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sedma-bench-"))
+        for url in (sqlite_url(Path(tmp) / "bench.db"), pg_url):
+            if url is not None:
+                results["ltm"].append(bench_ltm(url, cfg, progress))
+        for stm in (stack.enter_context(ShortTermMemory(local=True)), remote):
+            if stm is not None:
+                results["stm"].append(bench_stm(stm, cfg, progress))
     results["goals"] = goals(results["ltm"])
     return results
 
