@@ -131,6 +131,7 @@ def matvec(
         use_memory=not no_memory,
         executor=executor,
         seed=seed,
+        progress=not as_json,
     )
     options.validate()
     options.device()

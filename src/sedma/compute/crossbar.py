@@ -19,58 +19,26 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
+from tqdm import tqdm
 
 from sedma.compute import correction as corr
-from sedma.compute.backend import get_backend
-from sedma.compute.converters import SCALINGS, Scale, scale
+from sedma.compute.backend import ArrayBackend, get_backend
+from sedma.compute.converters import Scale, scale
 from sedma.compute.devices import Device, get_device
-from sedma.compute.energy import Cost, GroupCostInput, mvm_cost, programming_cost
+from sedma.compute.energy import Cost, mvm_cost, programming_cost
 from sedma.compute.executor import Executor, make_executor
-from sedma.compute.plan import Block, PartitionPlan, static_partition
-from sedma.compute.tiles import Shard, ShardOut, TileGroup
-from sedma.compute.writeverify import ProgramStats, VerifyConfig, program_cells
+from sedma.compute.plan import PartitionPlan, static_partition
+from sedma.compute.programming import XTILDE_MODES, CrossbarConfig, GroupSummary, build_group, shard_groups
+from sedma.compute.tiles import Shard, ShardOut
+from sedma.compute.writeverify import ProgramStats
 from sedma.errors import InputError
+
+__all__ = ["XTILDE_MODES", "CrossbarConfig", "ProgrammedMatrix", "Readout", "check_matrix", "program"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-XTILDE_MODES = ("fast", "faithful")
 # Chooses λ of Eq. 5 from p (scaled units) and the calibration noise variance.
 LambdaRule = Callable[[npt.NDArray[np.float32], float], float]
-
-
-@dataclass(frozen=True, slots=True)
-class CrossbarConfig:
-    """Crossbar peripherals and programming controls; ``None`` bits take the device's converters."""
-
-    dac_bits: int | None = None
-    adc_bits: int | None = None
-    scaling: str = "minmax"
-    tolerance: float = 0.02
-    max_iterations: int = 21
-    patience: int = 3
-    xtilde: str = "fast"
-    shards: int = 2
-    threads: int = 2
-    chunk_cells: int = 1 << 16
-    probes: int = 4
-
-    def validate(self) -> None:
-        self.verify().validate()
-        for name in ("dac_bits", "adc_bits"):
-            bits = getattr(self, name)
-            if bits is not None and not 0 <= bits <= 24:
-                raise InputError(f"{name} must be in 0..24, got {bits}")
-        if self.scaling not in SCALINGS:
-            raise InputError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}")
-        if self.xtilde not in XTILDE_MODES:
-            raise InputError(f"xtilde mode must be one of {XTILDE_MODES}, got {self.xtilde!r}")
-        for name in ("shards", "threads", "chunk_cells", "probes"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    def verify(self) -> VerifyConfig:
-        return VerifyConfig(self.tolerance, self.max_iterations, self.patience)
 
 
 @dataclass(slots=True)
@@ -89,25 +57,6 @@ class Readout:
         if self.correction == "first-order" and self.first_order is not None:
             return self.first_order
         return self.raw
-
-
-@dataclass(slots=True)
-class GroupSummary:
-    """What programming one tile group produced, kept on the driver for stats and energy."""
-
-    device: Device
-    tile: int
-    blocks: int
-    stats: ProgramStats
-    colg: F64  # (n,) Σ_i (G⁺ + G⁻) per input column, siemens
-    rows_e2: F64  # (m,) σ_x̃² · Σ_j E_ij² per output row
-    dac_bits: int
-    adc_bits: int
-
-    def cost_input(self) -> GroupCostInput:
-        return GroupCostInput(
-            self.device, self.tile, self.blocks, self.stats, self.colg, self.dac_bits, self.adc_bits
-        )
 
 
 @dataclass(slots=True)
@@ -184,174 +133,6 @@ def _resolve_devices(plan: PartitionPlan, device: Device | str | Mapping[str, De
     return table
 
 
-Chunk = tuple[int, int, int, int]  # blocks [i0, i1), rows [r0, r1)
-
-
-def _chunks(k: int, tile: int, chunk_cells: int) -> list[Chunk]:
-    """Slices of a (k, t, t) stack of about ``chunk_cells`` cells: whole blocks, or row bands."""
-    per_block = tile * tile
-    if per_block <= chunk_cells:
-        step = chunk_cells // per_block
-        return [(i, min(k, i + step), 0, tile) for i in range(0, k, step)]
-    rows = max(1, chunk_cells // tile)
-    return [(i, i + 1, r, min(tile, r + rows)) for i in range(k) for r in range(0, tile, rows)]
-
-
-@dataclass(slots=True)
-class _ChunkOut:
-    """Statistics of one programmed slice, assembled on the calling thread (no shared writes)."""
-
-    where: Chunk
-    stats: ProgramStats
-    e2_sum: float
-    s_sum: float
-    count: int
-    row_e2: F64  # (blocks, rows) Σ_j E_ij²
-    row_pos: F64  # (blocks, rows) Σ_j max(W_ij, 0)
-    row_neg: F64
-    col_abs: F64  # (blocks, t) Σ_i |W_ij| over the slice's rows
-
-
-def _program_chunk(
-    wa: F32, s: F32, where: Chunk, dev: Device, cfg: CrossbarConfig, seq: np.random.SeedSequence
-) -> _ChunkOut:
-    """Write-and-verify one slice of a group: G⁺ and G⁻ of each differential pair."""
-    rng = np.random.Generator(np.random.SFC64(seq))
-    i0, i1, r0, r1 = where
-    t = wa.shape[2]
-    target = np.ascontiguousarray(wa[i0:i1, t + r0 : t + r1, :])
-    flat = target.reshape(-1)
-    gp, stats = program_cells(np.maximum(flat, 0.0), dev, cfg.verify(), rng)
-    gn = np.zeros_like(gp)
-    if (flat < 0.0).any():
-        gn, neg = program_cells(np.maximum(-flat, 0.0), dev, cfg.verify(), rng)
-        stats.merge(neg)
-        stats.cells = gp.size * 2
-    g0 = np.float32(dev.g_min / dev.span)
-    sv = ((g0 + gp) ** 2 + (g0 + gn) ** 2).reshape(target.shape)
-    w = (gp - gn).reshape(target.shape)
-    wa[i0:i1, r0:r1, :] = w
-    s[i0:i1, r0:r1, :] = sv
-    err = w - target
-    mask = target != 0.0
-    f64 = np.float64
-    return _ChunkOut(
-        where=where,
-        stats=stats,
-        e2_sum=float((err[mask] ** 2).sum(dtype=f64)),
-        s_sum=float(sv[mask].sum(dtype=f64)),
-        count=int(mask.sum()),
-        row_e2=(err * err).sum(axis=2, dtype=f64),
-        row_pos=np.maximum(w, 0.0).sum(axis=2, dtype=f64),
-        row_neg=np.minimum(w, 0.0).sum(axis=2, dtype=f64),
-        col_abs=np.abs(w).sum(axis=1, dtype=f64),
-    )
-
-
-def _stack_blocks(
-    a: npt.NDArray[np.floating], sc: Scale, blocks: list[Block], tile: int, m: int, n: int
-) -> tuple[F32, IdxPair]:
-    """Scaled blocks as a zero-padded (k, 2t, t) stack (Â in the lower half) with column/row maps."""
-    k = len(blocks)
-    wa = np.zeros((k, 2 * tile, tile), dtype=np.float32)
-    cols = np.full((k, tile), n, dtype=np.intp)
-    rows = np.full((k, tile), m, dtype=np.intp)
-    lo, span = float(sc.lo.ravel()[0]), float(sc.span.ravel()[0])
-    for i, b in enumerate(blocks):
-        sub = np.asarray(a[b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols], dtype=np.float64)
-        wa[i, tile : tile + b.rows, : b.cols] = (sub - lo) / span
-        cols[i, : b.cols] = np.arange(b.col0, b.col0 + b.cols)
-        rows[i, : b.rows] = np.arange(b.row0, b.row0 + b.rows)
-    return wa, (cols, rows)
-
-
-IdxPair = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
-
-
-def _scatter(rows: npt.NDArray[np.intp], m: int) -> sp.csr_matrix:
-    flat = rows.reshape(-1)
-    keep = np.flatnonzero(flat < m)
-    data = np.ones(keep.size, dtype=np.float32)
-    return sp.csr_matrix((data, (flat[keep], keep)), shape=(m, flat.size))
-
-
-@dataclass(slots=True)
-class _Assembled:
-    stats: ProgramStats
-    xvar: float
-    row_e2: F64  # (k, t)
-    adc_lo: F32
-    adc_hi: F32
-    col_abs: F64  # (k, t)
-
-
-def _assemble(outs: list[_ChunkOut], k: int, tile: int, dev: Device, signed: bool) -> _Assembled:
-    """Per-tile row and column sums from the slices; σ² of an x̃ cell from the measured error."""
-    stats = ProgramStats()
-    row_e2, pos, neg, col_abs = (np.zeros((k, tile)) for _ in range(4))
-    for o in outs:
-        stats.merge(o.stats)
-        i0, i1, r0, r1 = o.where
-        row_e2[i0:i1, r0:r1], pos[i0:i1, r0:r1], neg[i0:i1, r0:r1] = o.row_e2, o.row_pos, o.row_neg
-        col_abs[i0:i1] += o.col_abs
-    count = sum(o.count for o in outs)
-    prog_var = sum(o.e2_sum for o in outs) / count if count else 0.0
-    mean_s = sum(o.s_sum for o in outs) / count if count else 0.0
-    # x̃ cells carry the same write-and-verify error as Ã's cells, plus one read's noise.
-    xvar = prog_var + dev.read_noise**2 * mean_s
-    if signed:
-        hi = (pos - neg).max(axis=1)
-        lo = -hi
-    else:
-        lo, hi = neg.min(axis=1), pos.max(axis=1)
-    return _Assembled(stats, xvar, row_e2, lo.astype(np.float32), hi.astype(np.float32), col_abs)
-
-
-def _build_group(
-    a: npt.NDArray[np.floating],
-    sc: Scale,
-    blocks: list[Block],
-    dev: Device,
-    cfg: CrossbarConfig,
-    key: tuple[int, ...],
-    seed: int,
-    pool: ThreadPoolExecutor,
-) -> tuple[TileGroup, GroupSummary]:
-    """Program one (tile, device) group of blocks and summarise it."""
-    m, n = a.shape
-    tile = blocks[0].tile
-    wa, (cols, rows) = _stack_blocks(a, sc, blocks, tile, m, n)
-    s = np.empty((len(blocks), tile, tile), dtype=np.float32)
-    spans = _chunks(len(blocks), tile, cfg.chunk_cells)
-    seqs = [np.random.SeedSequence(seed, spawn_key=(*key, i)) for i in range(len(spans))]
-    outs = list(pool.map(lambda j: _program_chunk(wa, s, spans[j], dev, cfg, seqs[j]), range(len(spans))))
-    signed = cfg.scaling == "absmax"
-    asm = _assemble(outs, len(blocks), tile, dev, signed)
-    rows_e2 = np.zeros(m + 1)
-    np.add.at(rows_e2, rows.reshape(-1), asm.xvar * asm.row_e2.reshape(-1))
-    colg = np.zeros(n + 1)
-    np.add.at(colg, cols.reshape(-1), (dev.span * asm.col_abs + 2.0 * tile * dev.g_min).reshape(-1))
-    group = TileGroup(
-        device=dev, tile=tile, wa=wa, s=s, cols=cols, scatter=_scatter(rows, m),
-        adc_lo=asm.adc_lo, adc_hi=asm.adc_hi,
-        dac_bits=dev.dac_bits if cfg.dac_bits is None else cfg.dac_bits,
-        adc_bits=dev.adc_bits if cfg.adc_bits is None else cfg.adc_bits,
-        signed=signed, xvar=float(asm.xvar),
-    )  # fmt: skip
-    summary = GroupSummary(
-        dev, tile, len(blocks), asm.stats, colg[:n], rows_e2[:m], group.dac_bits, group.adc_bits
-    )
-    return group, summary
-
-
-def _shard_groups(plan: PartitionPlan, shards: int) -> list[dict[tuple[int, str], list[Block]]]:
-    """Blocks dealt round-robin to shards, then grouped by (tile, device) inside each shard."""
-    out: list[dict[tuple[int, str], list[Block]]] = [{} for _ in range(shards)]
-    for i, b in enumerate(plan.blocks):
-        out[i % shards].setdefault((b.tile, b.device), []).append(b)
-    return out
-
-
 def program(
     a: Any,
     *,
@@ -362,10 +143,12 @@ def program(
     seed: int = 0,
     executor: str | Executor = "local",
     backend: str | None = None,
+    progress: bool = False,
 ) -> ProgrammedMatrix:
     """Program A onto crossbars along ``plan`` (static ``tile`` grid by default): program once.
 
-    ``backend`` (or SEDMA_ARRAY_BACKEND) moves the read kernel to CuPy or torch on CUDA.
+    ``backend`` (or SEDMA_ARRAY_BACKEND) moves the read kernel to CuPy or torch on CUDA;
+    ``progress`` shows a progress bar of cells programmed on stderr.
     """
     cfg = config or CrossbarConfig()
     cfg.validate()
@@ -380,23 +163,40 @@ def program(
     devices = _resolve_devices(plan, device)
     t0 = time.perf_counter()
     sc = _matrix_scale(arr, cfg.scaling)
+    shards, summaries = _program_shards(arr, sc, plan, devices, cfg, seed, array_backend, progress)
+    run = make_executor(executor, shards, threads=cfg.threads)
+    pm = ProgrammedMatrix(arr, plan, cfg, sc, summaries, run, seed, time.perf_counter() - t0)
+    pm.calibrate(arr)
+    return pm
+
+
+def _program_shards(
+    arr: npt.NDArray[np.floating],
+    sc: Scale,
+    plan: PartitionPlan,
+    devices: dict[str, Device],
+    cfg: CrossbarConfig,
+    seed: int,
+    backend: ArrayBackend,
+    progress: bool,
+) -> tuple[list[Shard], list[GroupSummary]]:
+    """Every shard's tile groups, programmed on a thread pool (Algorithm 1, line 6)."""
     shards: list[Shard] = []
     summaries: list[GroupSummary] = []
-    with ThreadPoolExecutor(max_workers=cfg.threads) as pool:
-        for si, grouped in enumerate(_shard_groups(plan, cfg.shards)):
+    cells = sum(b.tile * b.tile for b in plan.blocks)
+    with ThreadPoolExecutor(max_workers=cfg.threads) as pool, tqdm(
+        total=cells, unit="cell", unit_scale=True, desc="programming", disable=not progress, leave=False
+    ) as bar:  # fmt: skip
+        for si, grouped in enumerate(shard_groups(plan, cfg.shards)):
             groups = []
             for gi, ((_, dname), blocks) in enumerate(grouped.items()):
-                g, summary = _build_group(arr, sc, blocks, devices[dname], cfg, (1, si, gi), seed, pool)
+                key = (1, si, gi)
+                g, summary = build_group(arr, sc, blocks, devices[dname], cfg, key, seed, pool, bar.update)
                 groups.append(g)
                 summaries.append(summary)
             stream = np.random.SeedSequence(seed, spawn_key=(2, si))
-            shards.append(Shard(groups, arr.shape[0], stream, array_backend))
-    program_s = time.perf_counter() - t0
-    pm = ProgrammedMatrix(
-        arr, plan, cfg, sc, summaries, make_executor(executor, shards, threads=cfg.threads), seed, program_s
-    )
-    pm.calibrate(arr)
-    return pm
+            shards.append(Shard(groups, arr.shape[0], stream, backend))
+    return shards, summaries
 
 
 def _matrix_scale(arr: npt.NDArray[np.floating], mode: str) -> Scale:

@@ -62,6 +62,7 @@ class ComputeOptions:
     pool_sizes: tuple[int, ...] = (64, 128, 256, 512)
     lambda_mem: float = 1e-3
     time_reads: bool = True
+    progress: bool = False
 
     def validate(self) -> None:
         if self.partition not in PARTITIONS:
@@ -176,6 +177,32 @@ def _throughput(pm: ProgrammedMatrix, x: npt.NDArray[np.float64], mode: str, lam
     return float(reps * x.shape[1]) / (time.perf_counter() - t0)
 
 
+@dataclass(slots=True)
+class _Reads:
+    """What the reads of one programmed matrix produced (lines 6–8 of Algorithm 1)."""
+
+    readout: Readout
+    first_read_s: float
+    lam: float | None
+    mvm_per_s: float
+    decision: lam_mod.LambdaDecision | None
+    gain: float
+
+
+def _read(
+    pm: ProgrammedMatrix, vec: npt.NDArray[np.float64], opts: ComputeOptions, mem: Any, key: str
+) -> _Reads:
+    """The first read decides λ_t on its own p; then steady-state reads are timed with it."""
+    rule, box = _lambda_rule(opts, mem, key)
+    t0 = time.perf_counter()
+    readout = pm.read(vec, correction=opts.correction, lam=rule)
+    first_read_s = time.perf_counter() - t0
+    lam_used = pm.last_lam if opts.correction == "full" else None
+    mvm_per_s = _throughput(pm, vec, opts.correction, lam_used) if opts.time_reads else 0.0
+    decision = box[0] if box else None
+    return _Reads(readout, first_read_s, lam_used, mvm_per_s, decision, box[1] if box else 0.0)
+
+
 def process(a: Any, x: Any, *, memory: DualMemory | None, options: ComputeOptions) -> MatvecReport:
     """Algorithm 1, lines 1–8: classify, recall, partition, program, correct, record."""
     options.validate()
@@ -189,31 +216,22 @@ def process(a: Any, x: Any, *, memory: DualMemory | None, options: ComputeOption
     lam_memory = lam_mod.recall_lambda(mem, key)
     plan, devices, pinfo = _plan(arr.shape, dev, options, pattern)
     pm = program(arr, plan=plan, device=devices, config=options.crossbar, seed=options.seed,
-                 executor=options.executor_kind())  # fmt: skip
+                 executor=options.executor_kind(), progress=options.progress)  # fmt: skip
     try:
-        rule, box = _lambda_rule(options, mem, key)
-        t0 = time.perf_counter()
-        readout = pm.read(vec, correction=options.correction, lam=rule)
-        first_read_s = time.perf_counter() - t0
-        lam_used = pm.last_lam if options.correction == "full" else None
-        mvm_per_s = _throughput(pm, vec, options.correction, lam_used) if options.time_reads else 0.0
-        mvm = pm.mvm_cost(vec, correction=options.correction)
-        prog = pm.program_cost()
-        stats = pm.stats
+        reads = _read(pm, vec, options, mem, key)
+        mvm, prog, stats = pm.mvm_cost(vec, correction=options.correction), pm.program_cost(), pm.stats
     finally:
         pm.close()
-    exact = exact_product(arr, vec)
-    errors = _errors(readout, exact)
-    decision = box[0] if box else None
-    _record(mem, key, plan, decision, box[1] if box else 0.0, errors, stats.program_s)
-    y = readout.output[:, 0] if np.asarray(x).ndim == 1 else readout.output
+    errors = _errors(reads.readout, exact_product(arr, vec))
+    _record(mem, key, plan, reads.decision, reads.gain, errors, stats.program_s)
+    out = reads.readout.output
     return MatvecReport(
-        y=y,
+        y=out[:, 0] if np.asarray(x).ndim == 1 else out,
         relative_error=errors,
-        lam=lam_used,
-        lambda_decision=decision.as_dict() if decision else None,
-        mvm_per_s=mvm_per_s,
-        first_read_s=first_read_s,
+        lam=reads.lam,
+        lambda_decision=reads.decision.as_dict() if reads.decision else None,
+        mvm_per_s=reads.mvm_per_s,
+        first_read_s=reads.first_read_s,
         program_s=stats.program_s,
         program_iterations=stats.iterations,
         tiles=stats.tiles,

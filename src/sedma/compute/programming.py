@@ -1,0 +1,258 @@
+"""Programming tile groups: scaled blocks stacked per (tile, device), written by write-and-verify.
+
+A group of k blocks becomes a (k, 2t, t) float32 stack (programmed W over the exact scaled Â)
+and a (k, t, t) read-noise weight S. Cells are programmed in row-aligned chunks (2¹⁶ cells by
+default, so temporaries stay in cache and host memory bounded) on a thread pool; each chunk has
+its own seeded stream, so results do not depend on thread timing. Per-tile row and column sums
+(ADC ranges, Σ_j E_ij², Σ_i |W_ij|) are computed per chunk and assembled on the calling thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from sedma.compute.converters import SCALINGS, Scale
+from sedma.compute.devices import Device
+from sedma.compute.energy import GroupCostInput
+from sedma.compute.plan import Block, PartitionPlan
+from sedma.compute.tiles import TileGroup
+from sedma.compute.writeverify import ProgramStats, VerifyConfig, program_cells
+from sedma.errors import InputError
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+XTILDE_MODES = ("fast", "faithful")
+
+
+@dataclass(frozen=True, slots=True)
+class CrossbarConfig:
+    """Crossbar peripherals and programming controls; ``None`` bits take the device's converters."""
+
+    dac_bits: int | None = None
+    adc_bits: int | None = None
+    scaling: str = "minmax"
+    tolerance: float = 0.02
+    max_iterations: int = 21
+    patience: int = 3
+    xtilde: str = "fast"
+    shards: int = 2
+    threads: int = 2
+    chunk_cells: int = 1 << 16
+    probes: int = 4
+
+    def validate(self) -> None:
+        self.verify().validate()
+        for name in ("dac_bits", "adc_bits"):
+            bits = getattr(self, name)
+            if bits is not None and not 0 <= bits <= 24:
+                raise InputError(f"{name} must be in 0..24, got {bits}")
+        if self.scaling not in SCALINGS:
+            raise InputError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}")
+        if self.xtilde not in XTILDE_MODES:
+            raise InputError(f"xtilde mode must be one of {XTILDE_MODES}, got {self.xtilde!r}")
+        for name in ("shards", "threads", "chunk_cells", "probes"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def verify(self) -> VerifyConfig:
+        return VerifyConfig(self.tolerance, self.max_iterations, self.patience)
+
+
+@dataclass(slots=True)
+class GroupSummary:
+    """What programming one tile group produced, kept on the driver for stats and energy."""
+
+    device: Device
+    tile: int
+    blocks: int
+    stats: ProgramStats
+    colg: F64  # (n,) Σ_i (G⁺ + G⁻) per input column, siemens
+    rows_e2: F64  # (m,) σ_x̃² · Σ_j E_ij² per output row
+    dac_bits: int
+    adc_bits: int
+
+    def cost_input(self) -> GroupCostInput:
+        return GroupCostInput(
+            self.device, self.tile, self.blocks, self.stats, self.colg, self.dac_bits, self.adc_bits
+        )
+
+
+Chunk = tuple[int, int, int, int]  # blocks [i0, i1), rows [r0, r1)
+
+
+def _chunks(k: int, tile: int, chunk_cells: int) -> list[Chunk]:
+    """Slices of a (k, t, t) stack of about ``chunk_cells`` cells: whole blocks, or row bands."""
+    per_block = tile * tile
+    if per_block <= chunk_cells:
+        step = chunk_cells // per_block
+        return [(i, min(k, i + step), 0, tile) for i in range(0, k, step)]
+    rows = max(1, chunk_cells // tile)
+    return [(i, i + 1, r, min(tile, r + rows)) for i in range(k) for r in range(0, tile, rows)]
+
+
+@dataclass(slots=True)
+class _ChunkOut:
+    """Statistics of one programmed slice, assembled on the calling thread (no shared writes)."""
+
+    where: Chunk
+    stats: ProgramStats
+    e2_sum: float
+    s_sum: float
+    count: int
+    row_e2: F64  # (blocks, rows) Σ_j E_ij²
+    row_pos: F64  # (blocks, rows) Σ_j max(W_ij, 0)
+    row_neg: F64
+    col_abs: F64  # (blocks, t) Σ_i |W_ij| over the slice's rows
+
+
+def _program_chunk(
+    wa: F32, s: F32, where: Chunk, dev: Device, cfg: CrossbarConfig, seq: np.random.SeedSequence
+) -> _ChunkOut:
+    """Write-and-verify one slice of a group: G⁺ and G⁻ of each differential pair."""
+    rng = np.random.Generator(np.random.SFC64(seq))
+    i0, i1, r0, r1 = where
+    t = wa.shape[2]
+    target = np.ascontiguousarray(wa[i0:i1, t + r0 : t + r1, :])
+    flat = target.reshape(-1)
+    gp, stats = program_cells(np.maximum(flat, 0.0), dev, cfg.verify(), rng)
+    gn = np.zeros_like(gp)
+    if (flat < 0.0).any():
+        gn, neg = program_cells(np.maximum(-flat, 0.0), dev, cfg.verify(), rng)
+        stats.merge(neg)
+        stats.cells = gp.size * 2
+    g0 = np.float32(dev.g_min / dev.span)
+    sv = ((g0 + gp) ** 2 + (g0 + gn) ** 2).reshape(target.shape)
+    w = (gp - gn).reshape(target.shape)
+    wa[i0:i1, r0:r1, :] = w
+    s[i0:i1, r0:r1, :] = sv
+    err = w - target
+    mask = target != 0.0
+    f64 = np.float64
+    return _ChunkOut(
+        where=where,
+        stats=stats,
+        e2_sum=float((err[mask] ** 2).sum(dtype=f64)),
+        s_sum=float(sv[mask].sum(dtype=f64)),
+        count=int(mask.sum()),
+        row_e2=(err * err).sum(axis=2, dtype=f64),
+        row_pos=np.maximum(w, 0.0).sum(axis=2, dtype=f64),
+        row_neg=np.minimum(w, 0.0).sum(axis=2, dtype=f64),
+        col_abs=np.abs(w).sum(axis=1, dtype=f64),
+    )
+
+
+def _stack_blocks(
+    a: npt.NDArray[np.floating], sc: Scale, blocks: list[Block], tile: int, m: int, n: int
+) -> tuple[F32, IdxPair]:
+    """Scaled blocks as a zero-padded (k, 2t, t) stack (Â in the lower half) with column/row maps."""
+    k = len(blocks)
+    wa = np.zeros((k, 2 * tile, tile), dtype=np.float32)
+    cols = np.full((k, tile), n, dtype=np.intp)
+    rows = np.full((k, tile), m, dtype=np.intp)
+    lo, span = float(sc.lo.ravel()[0]), float(sc.span.ravel()[0])
+    for i, b in enumerate(blocks):
+        sub = np.asarray(a[b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols], dtype=np.float64)
+        wa[i, tile : tile + b.rows, : b.cols] = (sub - lo) / span
+        cols[i, : b.cols] = np.arange(b.col0, b.col0 + b.cols)
+        rows[i, : b.rows] = np.arange(b.row0, b.row0 + b.rows)
+    return wa, (cols, rows)
+
+
+IdxPair = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
+
+
+def _scatter(rows: npt.NDArray[np.intp], m: int) -> sp.csr_matrix:
+    flat = rows.reshape(-1)
+    keep = np.flatnonzero(flat < m)
+    data = np.ones(keep.size, dtype=np.float32)
+    return sp.csr_matrix((data, (flat[keep], keep)), shape=(m, flat.size))
+
+
+@dataclass(slots=True)
+class _Assembled:
+    stats: ProgramStats
+    xvar: float
+    row_e2: F64  # (k, t)
+    adc_lo: F32
+    adc_hi: F32
+    col_abs: F64  # (k, t)
+
+
+def _assemble(outs: list[_ChunkOut], k: int, tile: int, dev: Device, signed: bool) -> _Assembled:
+    """Per-tile row and column sums from the slices; σ² of an x̃ cell from the measured error."""
+    stats = ProgramStats()
+    row_e2, pos, neg, col_abs = (np.zeros((k, tile)) for _ in range(4))
+    for o in outs:
+        stats.merge(o.stats)
+        i0, i1, r0, r1 = o.where
+        row_e2[i0:i1, r0:r1], pos[i0:i1, r0:r1], neg[i0:i1, r0:r1] = o.row_e2, o.row_pos, o.row_neg
+        col_abs[i0:i1] += o.col_abs
+    count = sum(o.count for o in outs)
+    prog_var = sum(o.e2_sum for o in outs) / count if count else 0.0
+    mean_s = sum(o.s_sum for o in outs) / count if count else 0.0
+    # x̃ cells carry the same write-and-verify error as Ã's cells, plus one read's noise.
+    xvar = prog_var + dev.read_noise**2 * mean_s
+    if signed:
+        hi = (pos - neg).max(axis=1)
+        lo = -hi
+    else:
+        lo, hi = neg.min(axis=1), pos.max(axis=1)
+    return _Assembled(stats, xvar, row_e2, lo.astype(np.float32), hi.astype(np.float32), col_abs)
+
+
+def build_group(
+    a: npt.NDArray[np.floating],
+    sc: Scale,
+    blocks: list[Block],
+    dev: Device,
+    cfg: CrossbarConfig,
+    key: tuple[int, ...],
+    seed: int,
+    pool: ThreadPoolExecutor,
+    on_cells: Callable[[int], object] | None = None,
+) -> tuple[TileGroup, GroupSummary]:
+    """Program one (tile, device) group of blocks and summarise it."""
+    m, n = a.shape
+    tile = blocks[0].tile
+    wa, (cols, rows) = _stack_blocks(a, sc, blocks, tile, m, n)
+    s = np.empty((len(blocks), tile, tile), dtype=np.float32)
+    spans = _chunks(len(blocks), tile, cfg.chunk_cells)
+    seqs = [np.random.SeedSequence(seed, spawn_key=(*key, i)) for i in range(len(spans))]
+    outs = []
+    for out in pool.map(lambda j: _program_chunk(wa, s, spans[j], dev, cfg, seqs[j]), range(len(spans))):
+        outs.append(out)
+        if on_cells is not None:
+            i0, i1, r0, r1 = out.where
+            on_cells((i1 - i0) * (r1 - r0) * tile)
+    signed = cfg.scaling == "absmax"
+    asm = _assemble(outs, len(blocks), tile, dev, signed)
+    rows_e2 = np.zeros(m + 1)
+    np.add.at(rows_e2, rows.reshape(-1), asm.xvar * asm.row_e2.reshape(-1))
+    colg = np.zeros(n + 1)
+    np.add.at(colg, cols.reshape(-1), (dev.span * asm.col_abs + 2.0 * tile * dev.g_min).reshape(-1))
+    group = TileGroup(
+        device=dev, tile=tile, wa=wa, s=s, cols=cols, scatter=_scatter(rows, m),
+        adc_lo=asm.adc_lo, adc_hi=asm.adc_hi,
+        dac_bits=dev.dac_bits if cfg.dac_bits is None else cfg.dac_bits,
+        adc_bits=dev.adc_bits if cfg.adc_bits is None else cfg.adc_bits,
+        signed=signed, xvar=float(asm.xvar),
+    )  # fmt: skip
+    summary = GroupSummary(
+        dev, tile, len(blocks), asm.stats, colg[:n], rows_e2[:m], group.dac_bits, group.adc_bits
+    )
+    return group, summary
+
+
+def shard_groups(plan: PartitionPlan, shards: int) -> list[dict[tuple[int, str], list[Block]]]:
+    """Blocks dealt round-robin to shards, then grouped by (tile, device) inside each shard."""
+    out: list[dict[tuple[int, str], list[Block]]] = [{} for _ in range(shards)]
+    for i, b in enumerate(plan.blocks):
+        out[i % shards].setdefault((b.tile, b.device), []).append(b)
+    return out
