@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -176,7 +178,7 @@ def train_digits_mlp(
         return cached
     mlp = _fit(data or digits_data(config), config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
     np.savez(tmp, w1=mlp.w1, b1=mlp.b1, w2=mlp.w2, b2=mlp.b2)
     tmp.replace(path)  # atomic: concurrent runs never see half a file
     return mlp
