@@ -128,12 +128,28 @@ def test_ideal_crossbars_reproduce_the_digital_model(
 
 
 @pytest.mark.parametrize("material", ["Ag-aSi", "AlOx-HfO2", "EpiRAM", "TaOx-HfOy"])
-def test_correction_recovers_accuracy_on_noisy_materials(table: dict[str, Any], material: str) -> None:
+def test_correction_lowers_the_logit_error_on_every_noisy_material(
+    table: dict[str, Any], material: str
+) -> None:
     row = table["materials"][material]
     assert row["raw_error"] > 0.01  # the material really perturbs the layers
-    assert row["corrected_error"] < row["raw_error"]
-    assert row["corrected"] >= row["raw"]
+    assert row["corrected_error"] < 0.8 * row["raw_error"]
     assert row["corrected"] > 0.9 and row["digital"] > 0.9
+
+
+@pytest.mark.parametrize("material", ["Ag-aSi", "AlOx-HfO2", "TaOx-HfOy"])
+def test_correction_recovers_accuracy_where_raw_reads_lose_it(table: dict[str, Any], material: str) -> None:
+    row = table["materials"][material]
+    assert row["corrected"] > row["raw"]
+
+
+def test_epiram_accuracy_is_unchanged_by_correction(table: dict[str, Any]) -> None:
+    # Measured, not wished: EpiRAM's raw reads lose under a point, and although the correction
+    # cuts the logit error by about a third, its accuracy stays within a point of raw (seeds
+    # 0–3 ranged from 0.3 above to 0.6 below). Reported in docs/compute-inference.md.
+    row = table["materials"]["EpiRAM"]
+    assert row["digital"] - row["raw"] < 0.015
+    assert abs(row["corrected"] - row["raw"]) <= 0.01
 
 
 def test_table_reports_the_contract_keys(table: dict[str, Any]) -> None:
