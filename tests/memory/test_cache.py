@@ -36,8 +36,11 @@ def test_copy_plan_gives_independent_copies() -> None:
     assert (
         copy_plan(3.5) == (None, None) and copy_plan("s") == (None, None) and copy_plan(None) == (None, None)
     )
-    for value in ({"a": 1}, [1, 2], {"a": [1]}, [{"b": 2}]):
+    for value in ({"a": 1}, [1, 2], {"a": [1], "b": 2}, [{"b": 2}, 3], {"a": {"b": [1]}}, [[[1]]]):
         copy, payload = copy_plan(value)
         assert copy is not None
         first, second = copy(payload), copy(payload)
         assert first == second == value and first is not second and first is not value
+        for k in range(len(value)) if isinstance(value, list) else list(value):
+            if isinstance(first[k], dict | list):
+                assert first[k] is not second[k] and first[k] is not value[k]

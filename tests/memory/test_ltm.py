@@ -128,7 +128,9 @@ def _scribble(value: object) -> None:
         value.append("scribbled")
 
 
-@pytest.mark.parametrize("value", [{"v": [1, 2]}, {"v": 1, "w": "x"}, [1, "a"], [[1], {"a": 2}]])
+@pytest.mark.parametrize(
+    "value", [{"v": [1, 2]}, {"v": 1, "w": "x"}, [1, "a"], [[1], {"a": 2}], {"a": {"b": [1, {"c": 2}]}}]
+)
 def test_mutating_a_returned_value_does_not_change_memory(ltm: LongTermMemory, value: object) -> None:
     ltm.put("a", "b", "c", value)
     for _ in range(3):  # the miss path, then the cached path
