@@ -55,6 +55,8 @@ def infer(
 ) -> None:
     """Digits MLP accuracy: digital vs analog raw vs corrected, per material."""
     devices = resolve_materials(materials)
+    if plot and not Path(plot).resolve().parent.is_dir():
+        raise InputError(f"cannot write plot {plot}: its folder does not exist")
     config = InferConfig(hidden=hidden, seed=seed, trials=trials, tile=tile)
     config.validate()
     progress = Progress(
