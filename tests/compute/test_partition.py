@@ -307,3 +307,13 @@ def test_heterogeneous_adaptive_plans_compute_a_x_exactly_on_ideal_crossbars() -
     finally:
         pm.close()
     np.testing.assert_allclose(y, a @ x, rtol=2e-5)
+
+
+def test_ltm_off_ablation_remembers_nothing(tmp_path: Path) -> None:
+    mem = DualMemory.open(home=tmp_path, ltm=False)
+    try:
+        plan = static((300, 300), tile=128, device="d128")
+        assert not record_outcome(mem, "k", plan, {"objective": 0.1})
+        assert recall_pattern(mem, "k") is None
+    finally:
+        mem.close()
