@@ -25,7 +25,7 @@ def test_put_then_get_returns_the_record(ltm: LongTermMemory) -> None:
 
 
 def test_values_of_every_json_type_round_trip(ltm: LongTermMemory) -> None:
-    values = [None, True, 3, -2.5, "text ünï", [1, [2, {"a": None}]], {"nested": {"k": [1.5, "x"]}}]
+    values = [None, True, 3, -2.5, "text ünï\x00", [1, [2, {"a": None}]], {"nested": {"k": [1.5, "x"]}}]
     for i, v in enumerate(values):
         ltm.put("run", "v", str(i), v)
     ltm.close()
@@ -271,6 +271,7 @@ def test_non_json_value_is_rejected_and_nothing_stored(
         (("", "k", "x"), "layer must be a non-empty string"),
         (("l", None, "x"), "kind must be a non-empty string"),
         (("l", "k", 3), "key must be a non-empty string"),
+        (("l", "k", "a\x00b"), "key must not contain a NUL"),
     ],
 )
 def test_bad_names_are_rejected(ltm: LongTermMemory, args: tuple[object, ...], match: str) -> None:

@@ -79,8 +79,8 @@ def parse_line(line: bytes | str) -> ImportRow:
 
 def _name(obj: dict[str, Any], field: str) -> str:
     v = obj[field]
-    if not isinstance(v, str) or not v:
-        raise InputError(f"field {field!r} must be a non-empty string, got {v!r}")
+    if not isinstance(v, str) or not v or "\x00" in v:
+        raise InputError(f"field {field!r} must be a non-empty string without NUL, got {v!r}")
     return v
 
 

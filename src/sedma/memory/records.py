@@ -98,9 +98,11 @@ class EvictionWeights:
 
 
 def check_name(field: str, value: object) -> str:
-    """A layer/kind/key must be a non-empty string."""
+    """A layer/kind/key must be a non-empty string without NUL (PostgreSQL text cannot hold one)."""
     if not isinstance(value, str) or not value:
         raise InputError(f"{field} must be a non-empty string, got {value!r}")
+    if "\x00" in value:
+        raise InputError(f"{field} must not contain a NUL character, got {value!r}")
     return value
 
 
