@@ -184,7 +184,7 @@ def _program_shards(
     shards: list[Shard] = []
     summaries: list[GroupSummary] = []
     cells = sum(b.tile * b.tile for b in plan.blocks)
-    with ThreadPoolExecutor(max_workers=cfg.threads) as pool, tqdm(
+    with ThreadPoolExecutor(max_workers=cfg.program_threads or cfg.threads) as pool, tqdm(
         total=cells, unit="cell", unit_scale=True, desc="programming", disable=not progress, leave=False
     ) as bar:  # fmt: skip
         for si, grouped in enumerate(shard_groups(plan, cfg.shards)):

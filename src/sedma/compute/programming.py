@@ -44,6 +44,7 @@ class CrossbarConfig:
     xtilde: str = "fast"
     shards: int = 2
     threads: int = 2
+    program_threads: int | None = None
     chunk_cells: int = 1 << 16
     probes: int = 4
 
@@ -60,6 +61,8 @@ class CrossbarConfig:
         for name in ("shards", "threads", "chunk_cells", "probes"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.program_threads is not None and self.program_threads < 1:
+            raise InputError(f"program_threads must be >= 1, got {self.program_threads}")
 
     def verify(self) -> VerifyConfig:
         return VerifyConfig(self.tolerance, self.max_iterations, self.patience)
