@@ -139,3 +139,11 @@ def test_corrupt_database_in_a_real_process(_isolated_home: Path) -> None:
     )
     _assert_one_line_error(proc.returncode, proc.stdout, proc.stderr, "is not a readable SEDMA database")
     assert db.read_bytes() == b"garbage" * 1000
+
+
+def test_demo_command_runs_on_a_temporary_store(
+    capsys: pytest.CaptureFixture[str], _isolated_home: Path
+) -> None:
+    code, out, _ = run(capsys, "memory", "demo")
+    assert code == 0 and "smooth/EpiRAM" in out and "trend=" in out
+    assert not (_isolated_home / "memory.db").exists()  # the user's memory is left alone

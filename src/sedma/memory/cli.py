@@ -117,6 +117,14 @@ def clear(yes: bool, as_json: bool) -> None:
     _done(as_json, {"cleared": n, "streams_cleared": streams}, f"cleared {n} records and {streams} streams")
 
 
+@memory.command()
+def demo() -> None:
+    """A short tour: remember and recall patterns, watch a stream's statistics (temporary store)."""
+    from sedma.memory.demo import run_demo
+
+    run_demo(console)
+
+
 def _stream_rows(stm: ShortTermMemory) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name in stm.streams():
