@@ -92,3 +92,18 @@ def test_report_dict_has_the_cli_contract_keys(mem: DualMemory) -> None:
 def test_bad_options_are_refused(opts: dict[str, object], match: str) -> None:
     with pytest.raises(InputError, match=match):
         process(np.ones((4, 4)), np.ones(4), memory=None, options=_opts(**opts))
+
+
+def test_adaptive_partition_over_a_heterogeneous_pool_file(tmp_path: Path) -> None:
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(
+        "devices:\n"
+        "  - {name: epi-64, array_size: 64, count: 4, material: EpiRAM}\n"
+        "  - {name: taox-128, array_size: 128, count: 64, material: TaOx-HfOy}\n"
+    )
+    rng = np.random.default_rng(3)
+    out = process(rng.random((200, 150)), rng.random(150), memory=None,
+                  options=_opts(partition="adaptive", pool_file=str(pool)))  # fmt: skip
+    assert out.partition["strategy"] == "adaptive" and out.tiles >= 2
+    assert set(out.program["per_device"]) <= {"EpiRAM", "TaOx-HfOy"}
+    assert out.relative_error["full"] < out.relative_error["raw"]

@@ -101,6 +101,9 @@ def _human(report: MatvecReport) -> None:
 @click.option("--lambda", "lam", default="adaptive", show_default=True, help="'adaptive' or a value.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Vectors per read (random x).")
 @click.option("--executor", type=click.Choice(EXECUTORS), default=None, help="Default: local, or ray.")
+@click.option(
+    "--pool", "pool_file", type=str, default=None, help="Heterogeneous device pool (YAML) for adaptive."
+)
 @click.option("--no-memory", is_flag=True, help="Ablation: no dual memory (no LTM/STM).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def matvec(
@@ -117,6 +120,7 @@ def matvec(
     lam: str,
     batch: int,
     executor: str | None,
+    pool_file: str | None,
     no_memory: bool,
     as_json: bool,
 ) -> None:
@@ -132,6 +136,7 @@ def matvec(
         executor=executor,
         seed=seed,
         progress=not as_json,
+        pool_file=pool_file,
     )
     options.validate()
     options.device()

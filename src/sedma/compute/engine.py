@@ -33,7 +33,7 @@ from sedma.compute.devices import Device, get_device, load_device
 from sedma.compute.executor import EXECUTORS, ray_address
 from sedma.compute.partition import record_outcome, search_partition
 from sedma.compute.plan import PartitionPlan, static_partition
-from sedma.compute.pool import sized_pool
+from sedma.compute.pool import device_models, load_pool, sized_pool
 from sedma.compute.workload import WorkloadSignature, classify
 from sedma.errors import InputError
 from sedma.memory import DualMemory
@@ -60,6 +60,7 @@ class ComputeOptions:
     seed: int = 0
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
     pool_sizes: tuple[int, ...] = (64, 128, 256, 512)
+    pool_file: str | None = None
     lambda_mem: float = 1e-3
     time_reads: bool = True
     progress: bool = False
@@ -131,10 +132,16 @@ def _plan(
     if opts.partition == "static":
         plan = static_partition(shape, tile=opts.tile, device=dev.name)
         return plan, {dev.name: dev}, {"strategy": "static", "origin": "static", "tile_sizes": [opts.tile]}
-    sizes = [s for s in opts.pool_sizes if 2 <= s <= dev.max_tile]
-    if not sizes:
-        raise InputError(f"no pool array size fits device {dev.name!r} (max tile {dev.max_tile})")
-    pool = sized_pool(dev.name, sizes=sizes, pulse_s=dev.pulse_width_s)
+    if opts.pool_file:
+        # A heterogeneous pool from a file: each array group names its own material.
+        pool = load_pool(opts.pool_file)
+        models = device_models(pool, get_device)
+    else:
+        sizes = [s for s in opts.pool_sizes if 2 <= s <= dev.max_tile]
+        if not sizes:
+            raise InputError(f"no pool array size fits device {dev.name!r} (max tile {dev.max_tile})")
+        pool = sized_pool(dev.name, sizes=sizes, pulse_s=dev.pulse_width_s)
+        models = {d.name: dev for d in pool.devices}
     start = pattern if isinstance(pattern, dict) else None
     search = search_partition(shape, pool, lambda_mem=opts.lambda_mem, start=start)
     info = {
@@ -144,7 +151,7 @@ def _plan(
         "objective": search.cost.objective,
         "static_objective": search.static_cost.objective,
     }
-    return search.plan, {d.name: dev for d in pool.devices}, info
+    return search.plan, models, info
 
 
 def _lambda_rule(opts: ComputeOptions, memory: DualMemory | None, key: str) -> tuple[Any, list[Any]]:
