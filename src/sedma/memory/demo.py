@@ -11,13 +11,20 @@ from rich.console import Console
 from rich.table import Table
 
 from sedma.memory.dual import DualMemory
+from sedma.memory.ltm import LongTermMemory
+from sedma.memory.stm import ShortTermMemory
+from sedma.memory.urls import DB_FILENAME, sqlite_url
 
 
 def run_demo(console: Console, *, home: Path | None = None) -> None:
     """Remember and recall a few patterns, then watch a short-term stream's statistics move."""
     with (
         tempfile.TemporaryDirectory(prefix="sedma-demo-") as tmp,
-        DualMemory.open(home=home or Path(tmp), window=20) as mem,
+        # Explicitly SQLite + in-process: the tour never touches SEDMA_LTM_URL / SEDMA_STM_URL stores.
+        DualMemory(
+            LongTermMemory(sqlite_url((home or Path(tmp)) / DB_FILENAME)),
+            ShortTermMemory(local=True, window=20),
+        ) as mem,
     ):
         assert mem.ltm is not None
         where = mem.ltm.stats().get("path", mem.ltm.url)
