@@ -154,3 +154,22 @@ def test_bucket_refresh_looks_up_a_key_in_each_asked_bucket() -> None:
         await _close(nodes)
 
     asyncio.run(main())
+
+
+def test_chained_bootstrap_does_not_split_a_small_swarm() -> None:
+    async def main() -> None:
+        nodes = []
+        for _ in range(8):
+            ep = RpcEndpoint(Identity.generate(), TcpTransport())
+            await ep.listen()
+            node = DhtNode(ep)
+            if nodes:  # each joins through the previous one only
+                prev = nodes[-1].endpoint.advertised
+                assert prev is not None
+                await node.bootstrap([prev])
+            nodes.append(node)
+        for node in nodes:
+            assert len(node.routing) == 7, "every peer must know every other one"
+        await _close(nodes)
+
+    asyncio.run(main())

@@ -113,3 +113,18 @@ def test_relay_option_starts_a_relay_service_beside_the_node() -> None:
         await node.stop()
 
     run(main())
+
+
+def test_strategy_can_be_switched_at_run_time_and_is_validated() -> None:
+    async def main() -> None:
+        nodes = await _nodes(3, use_memory=False)
+        cid = await nodes[0].put_tensor(np.arange(9.0), replicas=1)
+        for strategy in ("random", "dht-only", "adaptive"):
+            nodes[2].use_strategy(strategy)
+            nodes[2].cache = type(nodes[2].cache)(nodes[2].cache.config)  # force a network fetch
+            assert np.array_equal(await nodes[2].get_tensor(cid), np.arange(9.0))
+        with pytest.raises(ConfigError, match="strategy"):
+            nodes[2].use_strategy("fastest")
+        await _stop(nodes)
+
+    run(main())

@@ -203,3 +203,17 @@ def test_node_start_serves_metrics_and_shuts_down_cleanly_on_sigterm(tmp_path: P
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_swarm_port_base_puts_peers_on_consecutive_ports(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        base = s.getsockname()[1]
+    if base > 65000:
+        base -= 1000
+    proc = _spawn(["swarm", "--nodes", "2", "--port-base", str(base)], tmp_path)
+    try:
+        assert _read_lines(proc, 2, 30) == [f"127.0.0.1:{base}", f"127.0.0.1:{base + 1}"]
+    finally:
+        proc.kill()
+        proc.wait()

@@ -388,6 +388,10 @@ class Node:
         self.learner.observe(make_decision(chosen, outcomes))
         self.learner.step()
 
+    def use_strategy(self, strategy: str) -> None:
+        """Switch peer selection at run time (``adaptive``, ``dht-only``, ``random``: ablations)."""
+        self.config = replace(self.config, strategy=strategy).validate()
+
     # -- peers -----------------------------------------------------------------------------------
     async def peers(self) -> list[dict[str, Any]]:
         """Known peers with their Eq. 7 inputs and score under the current weights."""
