@@ -1,7 +1,8 @@
 """``sedma bench net``: transfer, RTT and DHT look-ups beside a raw asyncio socket floor.
 
-Everything runs between real processes on loopback in one run: a raw asyncio
-``BufferedProtocol`` receiving 16 MiB from another process is the floor; a node in this process
+Everything runs between real processes on loopback in one run: raw asyncio streams
+(``readexactly``) receiving 16 MiB from another process are the floor (REFERENCES.md's
+"asyncio streams (floor)"), a raw ``BufferedProtocol`` is shown beside it; a node in this process
 then fetches 16 MiB tensors (DHT provider look-up, verified blocks, assembly) from a peer in a
 swarm process; 1 KB request round trips; signed-record gets and provider look-ups on a 64-peer
 swarm (4 processes); the same look-ups after killing one process (25% of the peers).
@@ -116,27 +117,46 @@ class _Receiver(asyncio.BufferedProtocol):
             self.done.set_result(None)
 
 
-async def measure_floor(nbytes: int, repeats: int) -> list[float]:
-    """MB/s of raw 16 MiB receives over loopback from another process (asyncio BufferedProtocol)."""
+async def measure_floor(nbytes: int, repeats: int) -> dict[str, list[float]]:
+    """MB/s of raw receives of ``nbytes`` from another process: asyncio streams and BufferedProtocol."""
     code = "from sedma.bench.net import floor_server; floor_server()"
     proc = subprocess.Popen([sys.executable, "-c", code, str(nbytes)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        loop = asyncio.get_running_loop()
-        transport, recv = await loop.create_connection(_Receiver, "127.0.0.1", port)
-        rates = []
-        for _ in range(repeats + 1):  # the first round warms the connection up
-            recv.want, recv.done = nbytes, loop.create_future()
-            started = time.perf_counter()
-            transport.write(b"g")
-            await recv.done
-            rates.append(nbytes / (time.perf_counter() - started) / 1e6)
-        transport.close()
-        return rates[1:]
+        return {
+            "streams": await _floor_streams(port, nbytes, repeats),
+            "buffered": await _floor_buffered(port, nbytes, repeats),
+        }
     finally:
         proc.kill()
         proc.wait()
+
+
+async def _floor_streams(port: int, nbytes: int, repeats: int) -> list[float]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=4 * MIB)
+    rates = []
+    for _ in range(repeats + 1):  # the first round warms the connection up
+        started = time.perf_counter()
+        writer.write(b"g")
+        await reader.readexactly(nbytes)
+        rates.append(nbytes / (time.perf_counter() - started) / 1e6)
+    writer.close()
+    return rates[1:]
+
+
+async def _floor_buffered(port: int, nbytes: int, repeats: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    transport, recv = await loop.create_connection(_Receiver, "127.0.0.1", port)
+    rates = []
+    for _ in range(repeats + 1):
+        recv.want, recv.done = nbytes, loop.create_future()
+        started = time.perf_counter()
+        transport.write(b"g")
+        await recv.done
+        rates.append(nbytes / (time.perf_counter() - started) / 1e6)
+    transport.close()
+    return rates[1:]
 
 
 # ---- the swarm ------------------------------------------------------------------------------
@@ -269,8 +289,11 @@ async def run_bench(cfg: BenchConfig, progress: Progress) -> dict[str, Any]:
                 results = await _on_swarm(node, procs, addrs, cfg, progress, task)
             finally:
                 await node.stop()
-    results["floor_mb_s_samples"] = floor
-    results["floor_mb_s"] = float(np.median(floor))
+    results["floor_mb_s_samples"] = floor["streams"]
+    results["floor_mb_s"] = float(np.median(floor["streams"]))
+    results["floor_buffered_mb_s_samples"] = floor["buffered"]
+    results["floor_buffered_mb_s"] = float(np.median(floor["buffered"]))
+    results["transfer_share_of_buffered_floor"] = results["transfer_mb_s"] / results["floor_buffered_mb_s"]
     results["transfer_share_of_floor"] = results["transfer_mb_s"] / results["floor_mb_s"]
     results["config"] = asdict(cfg)
     results["goals"] = goals(results)
@@ -355,7 +378,12 @@ def print_report(r: dict[str, Any]) -> None:
         f" (median of {r['config']['repeats']})",
         ["path", "MB/s", "share of floor"],
         [
-            ("raw asyncio BufferedProtocol (floor)", r["floor_mb_s"], "100%"),
+            ("raw asyncio streams, readexactly (floor)", r["floor_mb_s"], "100%"),
+            (
+                "raw asyncio BufferedProtocol",
+                r["floor_buffered_mb_s"],
+                f"{r['floor_buffered_mb_s'] / r['floor_mb_s']:.0%}",
+            ),
             (
                 "sedma get_tensor (DHT + verified blocks)",
                 r["transfer_mb_s"],
@@ -398,7 +426,9 @@ def plot(r: dict[str, Any], path: Path) -> Path:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.bar(
-        ["raw asyncio floor", "sedma get_tensor"], [r["floor_mb_s"], r["transfer_mb_s"]], color=["grey", "C0"]
+        ["asyncio streams\n(floor)", "asyncio\nBufferedProtocol", "sedma\nget_tensor"],
+        [r["floor_mb_s"], r["floor_buffered_mb_s"], r["transfer_mb_s"]],
+        color=["grey", "silver", "C0"],
     )
     ax1.axhline(GOAL_TRANSFER_MB_S, color="red", ls="--", lw=1, label="goal 150 MB/s")
     ax1.set_ylabel("MB/s")

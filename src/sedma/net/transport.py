@@ -161,7 +161,9 @@ class _FrameProtocol(asyncio.BufferedProtocol, Connection):
     def write(self, kind: int, req_id: int, body: dict[str, Any] | None = None) -> None:
         if self._closed or self._transport is None or self._transport.is_closing():
             raise PeerError(f"connection to {self.remote[0]}:{self.remote[1]} is closed")
-        self._transport.writelines(encode(kind, req_id, body))
+        # One write per buffer: 3.11's writelines would join (copy) a 1 MiB payload first.
+        for buf in encode(kind, req_id, body):
+            self._transport.write(buf)
 
     async def send(self, kind: int, req_id: int, body: dict[str, Any] | None = None) -> None:
         self.write(kind, req_id, body)
