@@ -149,25 +149,22 @@ class DhtNode:
         return ask
 
     def _peers_from_wire(self, raw: Any) -> list[PeerInfo]:
-        """Peers named in an answer; parsed once per distinct entry (answers repeat a lot)."""
+        """Peers named in an answer; each distinct entry parsed once (answers repeat a lot)."""
         out: list[PeerInfo] = []
         cache = self._wire_peers
         for item in raw if isinstance(raw, list) else []:
-            # Only well-typed entries are hashable keys; anything else is dropped by the parser.
-            ok = (
-                isinstance(item, list)
-                and len(item) == 3
-                and all(isinstance(v, bytes | str | int) for v in item)
-            )
-            key = tuple(item) if ok else None
-            peer = cache.get(key) if key is not None else None
-            if peer is None:
-                peer = peer_from_wire(item)
-                if peer is None or key is None:
+            try:
+                key = tuple(item)
+                peer = cache[key]
+            except TypeError:
+                continue  # not a sequence, or holds unhashable junk: malformed
+            except KeyError:
+                parsed = peer_from_wire(item)
+                if parsed is None:
                     continue
                 if len(cache) > 65536:
                     cache.clear()
-                cache[key] = peer
+                peer = cache[key] = parsed
             out.append(peer)
         return out
 
