@@ -56,7 +56,7 @@ def test_cycle_to_cycle_noise_grows_with_the_square_root_of_pulses() -> None:
 
 def test_nonlinear_curve_takes_bigger_steps_first_and_linear_curve_is_even() -> None:
     start, one = np.array([0.0, 0.8], np.float32), np.ones(2, np.float32)
-    k, up = np.ones(2, np.int32), np.zeros(2, bool)
+    k, up = np.ones(2, np.float32), np.zeros(2, np.float32)
     bent = PulseCurve(get_device("Ag-aSi"))
     steps = bent.apply(start, one, k, up, bent.branch(up, bent.c)) - start
     assert steps[0] > 2 * steps[1] > 0
