@@ -57,16 +57,6 @@ def dac(x: F32, bits: int, *, signed: bool) -> F32:
     return out
 
 
-def adc_ranges(w: F32, *, signed_inputs: bool) -> tuple[F32, F32]:
-    """Per-tile output range over all inputs in range: [0, 1] (minmax) or [−1, 1] (absmax)."""
-    pos = np.maximum(w, 0.0).sum(axis=2)
-    neg = np.minimum(w, 0.0).sum(axis=2)
-    if signed_inputs:
-        hi = (pos - neg).max(axis=1)
-        return (-hi).astype(np.float32), hi.astype(np.float32)
-    return neg.min(axis=1).astype(np.float32), pos.max(axis=1).astype(np.float32)
-
-
 def adc(y: F32, lo: F32, hi: F32, bits: int) -> F32:
     """Round tile outputs (k, t, B) to 2^bits − 1 levels over each tile's [lo, hi] (in place)."""
     if bits <= 0:
