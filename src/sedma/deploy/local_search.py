@@ -15,6 +15,9 @@ import numpy as np
 from sedma.deploy.objective import Floats, Ints, Problem, feasible, objective
 
 _EPS = 1e-9
+ML_SECONDS_PER_AGENT = 0.0015  # budget of one V-cycle: many short cycles beat few long ones
+ML_SHARE = 0.8  # share of the time limit spent in V-cycles before the iterated local search
+ML_FREE = 8  # every 8th V-cycle coarsens without keeping the best placement
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class LocalSearchConfig:
     seed: int = 0
     stall_kicks: int | None = None
     kick_size: int = 0  # agents moved by a random kick; 0 = max(2, n // 25)
+    multilevel: bool = True  # add a multilevel (coarsen, solve, refine) start
 
     def validate(self) -> None:
         if self.time_limit <= 0:
@@ -172,6 +176,21 @@ def local_search(problem: Problem, starts: list[Ints], config: LocalSearchConfig
     rng = np.random.default_rng(config.seed)
     best_p, best_v = starts[0].copy(), objective(problem, starts[0])
     cur: _State | None = None
+    if config.multilevel and problem.n > max(2 * problem.m, 16):
+        # Several V-cycles with different random matchings: their basins differ a lot.
+        # V-cycles until ML_SHARE of the time is used: every ML_FREE-th coarsens freely
+        # (diversity), the others keep the best placement so far (large coordinated moves).
+        keep: Ints | None = None
+        ml_end = time.perf_counter() + ML_SHARE * config.time_limit
+        c = 0
+        while time.perf_counter() < ml_end:
+            free = keep is None or c % ML_FREE == 0
+            budget = max(ML_SECONDS_PER_AGENT * problem.n, 0.05)
+            ml = _multilevel(problem, rng, budget, config.seed + c, None if free else keep)
+            c += 1
+            if ml is not None and (keep is None or objective(problem, ml) < objective(problem, keep)):
+                keep = ml
+        starts = [*starts, keep] if keep is not None else starts
     for start in starts:
         s = _State(problem, start)
         _descend(s, None, swaps=True, deadline=t_end)
@@ -196,13 +215,28 @@ def local_search(problem: Problem, starts: list[Ints], config: LocalSearchConfig
         if v < best_v - _EPS and feasible(problem, trial.p):
             best_p, best_v = trial.p.copy(), v
         # Accept sideways and slightly worse moves now and then to leave plateaus.
-        if v < cur_v + _EPS or rng.random() < 0.05:
+        if v < cur_v + _EPS or rng.random() < 0.01:
             cur, cur_v = trial, v
-        elif rng.random() < 0.1:
-            cur, cur_v = _State(problem, best_p), best_v
     # The incremental value drifts by rounding only; report the exact Eq. 11 of the best.
     best_v = objective(problem, best_p)
     return best_p, best_v
+
+
+def _multilevel(
+    problem: Problem, rng: np.random.Generator, budget: float, seed: int, keep: Ints | None
+) -> Ints | None:
+    from sedma.deploy.baselines import first_fit_decreasing, greedy
+    from sedma.deploy.multilevel import multilevel_start
+
+    def solve(pb: Problem, starts: list[Ints], seconds: float) -> Ints | None:
+        cfg = LocalSearchConfig(time_limit=max(seconds, 1e-3), seed=seed, multilevel=False)
+        return local_search(pb, starts, cfg)[0]
+
+    def start(pb: Problem) -> Ints | None:
+        return greedy(pb) if greedy(pb) is not None else first_fit_decreasing(pb)
+
+    p = multilevel_start(problem, rng=rng, budget=budget, solve=solve, start=start, keep=keep)
+    return p if p is not None and feasible(problem, p) else None
 
 
 def _initial_penalty(problem: Problem) -> float:
