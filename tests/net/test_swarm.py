@@ -31,8 +31,7 @@ def _read_lines(proc: subprocess.Popen[str], n: int, timeout: float) -> list[str
     deadline = time.monotonic() + timeout
     while len(lines) < n:
         if time.monotonic() > deadline or proc.poll() is not None:
-            err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
-            raise AssertionError(f"peer process gave {len(lines)}/{n} addresses: {err[-2000:]}")
+            raise AssertionError(f"peer process gave {len(lines)}/{n} addresses: {_logs(proc)[-5:]}")
         line = proc.stdout.readline()
         if line.strip():
             lines.append(line.strip())
@@ -41,7 +40,20 @@ def _read_lines(proc: subprocess.Popen[str], n: int, timeout: float) -> list[str
 
 def _spawn(args: list[str], home: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "SEDMA_HOME": str(home)}
-    return subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Logs go to a file: an unread stderr pipe would block a chatty peer once it fills up.
+    path = home / f"peer-{time.monotonic_ns()}.log"
+    with path.open("w") as log:
+        proc = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    _LOG_FILES[proc.pid] = path
+    return proc
+
+
+_LOG_FILES: dict[int, Path] = {}
+
+
+def _logs(proc: subprocess.Popen[str]) -> list[dict[str, Any]]:
+    lines = _LOG_FILES[proc.pid].read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 @pytest.fixture(scope="module")
@@ -196,9 +208,7 @@ def test_node_start_serves_metrics_and_shuts_down_cleanly_on_sigterm(tmp_path: P
         )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-        assert proc.stderr is not None
-        logs = [json.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]
-        assert any("shutting down" in rec["msg"] for rec in logs)
+        assert any("shutting down" in rec["msg"] for rec in _logs(proc))
         assert (tmp_path / "net" / "identity.ed25519").stat().st_mode & 0o777 == 0o600
     finally:
         proc.kill()
