@@ -106,7 +106,7 @@ def test_dead_peer_costs_one_short_timeout_at_most_then_is_skipped() -> None:
         t0 = time.perf_counter()
         await nodes[1].get_providers(_key(1))
         second = time.perf_counter() - t0
-        assert provs and first < 1.0 and second < 0.2
+        assert provs and first < 1.0 and second < 0.5  # the second skips the dead outright
         known = {p.peer_id for p in nodes[1].routing.peers()}
         for victim in nodes[6:9]:
             assert victim.endpoint.identity.peer_id in nodes[1].dead
