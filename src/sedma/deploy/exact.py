@@ -70,34 +70,43 @@ def node_classes(problem: Problem) -> Ints:
     return np.asarray(cls, dtype=np.int64)
 
 
-LAGRANGE_ITERS = 8
+LAGRANGE_ITERS = 6
+_Children = tuple[Floats, Floats, Floats, Floats]
 
 
 def lagrangian_bound(
-    cost: Floats, d_cpu: Floats, d_mem: Floats, f_cpu: Floats, f_mem: Floats, target: Floats
-) -> Floats:
+    cost: Floats,
+    d_cpu: Floats,
+    d_mem: Floats,
+    f_cpu: Floats,
+    f_mem: Floats,
+    target: Floats,
+    mu0: tuple[Floats, Floats],
+) -> tuple[Floats, Floats, Floats]:
     """Lagrangian relaxation of the capacities for the unplaced agents, per child.
 
     cost (C, R, m): each unplaced agent's cost per node (inf = does not fit); d (R,): demands;
     f (C, m): free capacity per child. For prices μ >= 0, Σ_r min_k (cost + μ·d) − Σ_k μ_k f_k is
     a lower bound; Polyak subgradient steps towards ``target`` (the incumbent's slack) raise it.
+    Prices start from the parent's ``mu0`` (m,) and are returned per child for its subtree.
     """
-    C, _, m = cost.shape
-    mu_c, mu_m = np.zeros((C, m)), np.zeros((C, m))
+    C, R, m = cost.shape
+    mu_c, mu_m = np.tile(mu0[0], (C, 1)), np.tile(mu0[1], (C, 1))
     best = np.full(C, -np.inf)
-    nodes = np.arange(m)
+    base = (np.arange(C * R) * m).reshape(C, R)
+    owner = np.repeat(np.arange(C) * m, R).reshape(C, R)
+    wc, wm = np.tile(d_cpu, C), np.tile(d_mem, C)
     for _ in range(LAGRANGE_ITERS):
         pen = cost + mu_c[:, None, :] * d_cpu[None, :, None] + mu_m[:, None, :] * d_mem[None, :, None]
         k = pen.argmin(axis=2)
-        val = np.take_along_axis(pen, k[..., None], axis=2)[..., 0].sum(axis=1)
-        val = val - (mu_c * f_cpu).sum(axis=1) - (mu_m * f_mem).sum(axis=1)
+        val = pen.ravel()[base + k].sum(axis=1) - (mu_c * f_cpu).sum(axis=1) - (mu_m * f_mem).sum(axis=1)
         best = np.maximum(best, val)
         gap = target - best
         if not np.any((gap > _EPS) & np.isfinite(best)):
             break
-        onehot = k[..., None] == nodes
-        g_c = (onehot * d_cpu[None, :, None]).sum(axis=1) - f_cpu
-        g_m = (onehot * d_mem[None, :, None]).sum(axis=1) - f_mem
+        slot = (owner + k).ravel()
+        g_c = np.bincount(slot, weights=wc, minlength=C * m).reshape(C, m) - f_cpu
+        g_m = np.bincount(slot, weights=wm, minlength=C * m).reshape(C, m) - f_mem
         # Prices only rise where a node is over-subscribed, or fall back towards 0 elsewhere.
         g_c = np.where((mu_c > 0) | (g_c > 0), g_c, 0.0)
         g_m = np.where((mu_m > 0) | (g_m > 0), g_m, 0.0)
@@ -105,7 +114,7 @@ def lagrangian_bound(
         step = np.where(np.isfinite(gap) & (norm > 0), np.maximum(gap, 0.0) / np.maximum(norm, 1e-12), 0.0)
         mu_c = np.maximum(mu_c + step[:, None] * g_c, 0.0)
         mu_m = np.maximum(mu_m + step[:, None] * g_m, 0.0)
-    return best
+    return best, mu_c, mu_m
 
 
 class _Search:
@@ -148,8 +157,8 @@ class _Search:
         take = np.clip(self.rest_mem[depth] - before, 0.0, free)
         return max(both, comm + self.pb.lam * float((take * self.inv_size).sum()))
 
-    def child_bounds(self, depth: int, g: float, rows: Floats) -> tuple[Floats, Floats]:
-        """Cost so far and lower bound of placing agent order[depth] on each node (all at once)."""
+    def child_bounds(self, depth: int, g: float, rows: Floats, mu: tuple[Floats, Floats]) -> _Children:
+        """Cost so far, lower bound and capacity prices of placing agent order[depth] on each node."""
         pb, i = self.pb, int(self.order[depth])
         eye = np.eye(pb.m)
         fc = self.free_cpu[None, :] - pb.cpu[i] * eye  # (child k, node k')
@@ -157,8 +166,9 @@ class _Search:
         g2 = g + rows[i] + self.unary[i]
         valid = (fc.diagonal() >= -_EPS) & (fm.diagonal() >= -_EPS) & self.first_of_class()
         rest = self.order[depth + 1 :]
+        mu_c, mu_m = np.tile(mu[0], (pb.m, 1)), np.tile(mu[1], (pb.m, 1))
         if len(rest) == 0:
-            return g2, np.where(valid, g2, np.inf)
+            return g2, np.where(valid, g2, np.inf), mu_c, mu_m
         ok = (pb.cpu[rest][None, :, None] <= fc[:, None, :] + _EPS) & (
             pb.mem[rest][None, :, None] <= fm[:, None, :] + _EPS
         )
@@ -175,16 +185,17 @@ class _Search:
         # Only children the cheap bound cannot prune pay for the Lagrangian one.
         open_ = np.flatnonzero(valid & (cheap < self.best_v - _EPS))
         if len(open_) and len(rest) > 1:
-            lag = lagrangian_bound(
+            lag, mu_c[open_], mu_m[open_] = lagrangian_bound(
                 cost[open_],
                 pb.cpu[rest] / self.s_cpu,
                 pb.mem[rest] / self.s_mem,
                 fc[open_] / self.s_cpu,
                 fm[open_] / self.s_mem,
                 self.best_v - g2[open_],
+                mu,
             )
             cheap[open_] = np.maximum(cheap[open_], g2[open_] + lag)
-        return g2, np.where(valid, cheap, np.inf)
+        return g2, np.where(valid, cheap, np.inf), mu_c, mu_m
 
     def first_of_class(self) -> NDArray[np.bool_]:
         """Symmetry breaking: of identical empty nodes only the first may be opened."""
@@ -198,10 +209,10 @@ class _Search:
                 keep[k] = True
         return keep
 
-    def dfs(self, depth: int, g: float, rows: Floats) -> None:
+    def dfs(self, depth: int, g: float, rows: Floats, mu: tuple[Floats, Floats]) -> None:
         self.explored += 1
         i = int(self.order[depth])
-        g2, bounds = self.child_bounds(depth, g, rows)
+        g2, bounds, mu_c, mu_m = self.child_bounds(depth, g, rows, mu)
         for k in np.argsort(bounds, kind="stable"):
             k = int(k)
             if not bounds[k] < self.best_v - _EPS:
@@ -215,7 +226,8 @@ class _Search:
                 self.open_bounds.append(float(bounds[k]))
                 continue
             self._assign(i, k, +1)
-            self.dfs(depth + 1, float(g2[k]), rows + np.outer(self.pb.traffic[:, i], self.pb.netcost[k]))
+            new_rows = rows + np.outer(self.pb.traffic[:, i], self.pb.netcost[k])
+            self.dfs(depth + 1, float(g2[k]), new_rows, (mu_c[k], mu_m[k]))
             self._assign(i, k, -1)
 
     def _assign(self, i: int, k: int, sign: int) -> None:
@@ -233,7 +245,7 @@ def branch_and_bound(problem: Problem, incumbent: Ints | None, *, time_limit: fl
     search = _Search(problem, incumbent, time.perf_counter() + time_limit)
     root_rows = np.zeros((problem.n, problem.m))
     root = search.rest_bound(root_rows, 0)
-    search.dfs(0, 0.0, root_rows)
+    search.dfs(0, 0.0, root_rows, (np.zeros(problem.m), np.zeros(problem.m)))
     if search.best_p is None:
         why = "within the time limit" if search.timed_out else "(proven by exhaustive search)"
         raise InputError(f"exact: no feasible placement {why}")
