@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -20,9 +21,12 @@ ray = pytest.importorskip("ray")
 def ray_instance() -> Iterator[None]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     tmp = tempfile.mkdtemp(prefix="r", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
+    ray.init(
+        num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False, _node_ip_address="127.0.0.1"
+    )
     yield
     ray.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.mark.ray

@@ -77,7 +77,10 @@ def _ensure_ray() -> Any:
             if address:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
             else:
-                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+                # A private local instance: loopback only, no dashboard.
+                ray.init(
+                    num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1"
+                )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise BackendUnavailable(f"cannot reach Ray at {address or 'a local instance'}: {exc}") from exc
     return ray
