@@ -97,16 +97,20 @@ async def iterative_lookup(
     state = _Lookup(target, k, alpha, set(exclude))
     state.offer(seeds, 1)
     tasks: dict[asyncio.Task[Answer], _Candidate] = {}
+    # Finished queries arrive through one queue: O(1) per answer, where asyncio.wait would
+    # re-register a callback on every pending query each time.
+    done: asyncio.Queue[asyncio.Task[Answer]] = asyncio.Queue()
     try:
         while not state.finished():
             for cand in state.next_to_ask(len(tasks)):
                 cand.state = "asked"
-                tasks[asyncio.ensure_future(query(cand.peer))] = cand
+                task = asyncio.ensure_future(query(cand.peer))
+                task.add_done_callback(done.put_nowait)
+                tasks[task] = cand
             if not tasks:
                 break
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                _absorb(state, tasks.pop(task), task)
+            task = await done.get()
+            _absorb(state, tasks.pop(task), task)
     finally:
         for task in tasks:
             task.cancel()  # stragglers outside the final k are not waited for
