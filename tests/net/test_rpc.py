@@ -163,3 +163,26 @@ def test_frames_before_handshake_close_the_connection() -> None:
         await server.close()
 
     run(main())
+
+
+def test_inbound_requests_beyond_max_inflight_wait_and_all_complete() -> None:
+    async def main() -> None:
+        server, client, peer = await _pair(max_inflight=3)
+        running, peak = 0, 0
+
+        async def busy(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.02)
+            running -= 1
+            return {"i": body["i"]}
+
+        server.register("busy", busy)
+        out = await asyncio.gather(*(client.request(peer, "busy", {"i": i}) for i in range(30)))
+        assert [o["i"] for o in out] == list(range(30))
+        assert peak == 3  # never more handlers at once than the bound
+        await client.close()
+        await server.close()
+
+    run(main())

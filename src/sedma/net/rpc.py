@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import logging
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +106,7 @@ class RpcConnection:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._inflight = 0
         self._paused = False
+        self._backlog: deque[tuple[int, str, dict[str, Any], Any]] = deque()
         conn.start(self._on_frame, self._on_close)
         if initiator:
             conn.write(Kind.HELLO, 0, endpoint.hello_body(self._nonce))
@@ -212,15 +214,22 @@ class RpcConnection:
         if sync is not None and window is None:
             self._serve_now(frame.req_id, method, sync, body)
             return
+        if self._inflight >= self.endpoint.config.max_inflight:
+            # Frames already decoded wait here; reading stops, so TCP pushes back on the peer.
+            self._backlog.append((frame.req_id, method, body, window))
+            if not self._paused:
+                self._paused = True
+                self.conn.pause_reading()
+            return
+        self._start(frame.req_id, method, body, window)
+
+    def _start(self, req_id: int, method: str, body: dict[str, Any], window: Any) -> None:
         if isinstance(window, int):
-            coro = self._serve_stream(frame.req_id, method, body, window)
+            coro = self._serve_stream(req_id, method, body, window)
         else:
-            coro = self._serve(frame.req_id, method, body)
+            coro = self._serve(req_id, method, body)
         self._inflight += 1
-        if self._inflight >= self.endpoint.config.max_inflight and not self._paused:
-            self._paused = True
-            self.conn.pause_reading()
-        self._tasks[frame.req_id] = asyncio.create_task(coro)
+        self._tasks[req_id] = asyncio.create_task(coro)
 
     def _error(self, req_id: int, code: str, message: str) -> None:
         with contextlib.suppress(PeerError):
@@ -229,7 +238,10 @@ class RpcConnection:
     def _done(self, req_id: int) -> None:
         self._tasks.pop(req_id, None)
         self._inflight -= 1
-        if self._paused and self._inflight <= self.endpoint.config.max_inflight // 2:
+        limit = self.endpoint.config.max_inflight
+        while self._backlog and self._inflight < limit:
+            self._start(*self._backlog.popleft())
+        if self._paused and not self._backlog and self._inflight <= limit // 2:
             self._paused = False
             self.conn.resume_reading()
 
@@ -341,6 +353,7 @@ class RpcConnection:
     def _on_close(self, exc: BaseException | None) -> None:
         reason = f": {exc}" if exc else ""
         self._fail(PeerError(f"connection to {self.conn.remote[0]}:{self.conn.remote[1]} closed{reason}"))
+        self._backlog.clear()
         for task in list(self._tasks.values()):
             task.cancel()
         self.endpoint._forget(self)
