@@ -42,6 +42,9 @@ def test_tensor_put_on_one_peer_is_gettable_from_every_other_with_dtype_and_shap
                 got = await node.get_tensor(cid)
                 assert got.dtype == arr.dtype and got.shape == arr.shape and np.array_equal(got, arr)
         assert nodes[3].stats.gets == 2 and nodes[3].stats.bytes_in > arrays[0].nbytes
+        again = await nodes[3].get_tensor(cids[0])  # from the cache: the same read-only array
+        assert again is await nodes[3].get_tensor(cids[0]) and not again.flags.writeable
+        assert nodes[3].stats.cache_hits == 2
         await _stop(nodes)
 
     run(main())

@@ -285,19 +285,22 @@ class Node:
         return Manifest.from_block(data)
 
     async def get_tensor(self, cid: str) -> np.ndarray[Any, Any]:
-        """Fetch (verified) and assemble the tensor ``cid`` from the network."""
+        """Fetch (verified) and assemble the tensor ``cid``; the array is read-only."""
         cached = self.cache.get(cid)
         if isinstance(cached, np.ndarray):
             self.stats.cache_hits += 1
-            return cached.copy()
+            return cached
         try:
             arr = await self._fetch_tensor(cid)
         except PeerError:
             self.stats.get_failures += 1
             raise
         self.stats.gets += 1
+        # Content under a CID never changes: the array is read-only, so the cache can hand out
+        # the same one without a defensive 16 MiB copy (``.copy()`` it to modify).
+        arr.flags.writeable = False
         self.cache.put(cid, arr, arr.nbytes)
-        return arr.copy()
+        return arr
 
     async def _fetch_tensor(self, cid: str) -> np.ndarray[Any, Any]:
         manifest, blocks = await self.fetch_blocks(cid)
