@@ -70,7 +70,7 @@ def node_classes(problem: Problem) -> Ints:
     return np.asarray(cls, dtype=np.int64)
 
 
-LAGRANGE_ITERS = 6
+LAGRANGE_ITERS = 4
 _Children = tuple[Floats, Floats, Floats, Floats]
 
 

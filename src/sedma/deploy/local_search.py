@@ -15,7 +15,7 @@ import numpy as np
 from sedma.deploy.objective import Floats, Ints, Problem, feasible, objective
 
 _EPS = 1e-9
-ML_SECONDS_PER_AGENT = 0.0015  # budget of one V-cycle: many short cycles beat few long ones
+ML_SECONDS_PER_AGENT = 0.001  # budget of one V-cycle: many short cycles beat few long ones
 ML_SHARE = 0.8  # share of the time limit spent in V-cycles before the iterated local search
 ML_FREE = 8  # every 8th V-cycle coarsens without keeping the best placement
 
