@@ -140,3 +140,13 @@ def test_bad_vectors_and_tiles_are_refused() -> None:
         program(np.ones((4, 3)), device="EpiRAM", tile=2048)
     with pytest.raises(InputError, match="unknown material"):
         program(np.ones((4, 3)), device="nope", tile=4)
+
+
+def test_a_constant_input_column_is_carried_digitally_and_exactly() -> None:
+    rng = np.random.default_rng(8)
+    a = rng.random((40, 30))
+    x = np.stack([np.full(30, 2.5), rng.random(30)], axis=1)
+    out = program(a, device="TaOx-HfOy", tile=16).read(x, correction="first-order")
+    assert out.first_order is not None
+    np.testing.assert_allclose(out.first_order[:, 0], a @ x[:, 0], rtol=1e-6)
+    assert _rel(out.first_order[:, 1], a @ x[:, 1]) > 0

@@ -54,3 +54,8 @@ def test_decision_uses_short_term_statistics_and_long_term_memory(tmp_path: Path
         assert second.value == pytest.approx(0.5 * first.value + 0.5 * second.recent)
     finally:
         mem.close()
+
+
+def test_too_few_outputs_are_never_smoothed() -> None:
+    _, p, var = _signals(True)
+    assert choose_lambda(p[:8], var)[0] == 0.0

@@ -294,6 +294,8 @@ class ProgrammedMatrix:
         else:
             z = self._rng.standard_normal(out.raw.shape, dtype=np.float32)
             noise = self._xnoise_sd * z
+        # A constant input scales to all zeros: its x̃ copies sit at Gmin, never pulsed, exact.
+        noise = noise * (xs > 0.0).any(axis=0)
         # p = A x̃ + Ã x − Ã x̃ with A x̃ − Ã x̃ = −Σ_j E_ij x̃_ij = Â x − W x − Σ_j E_ij e_ij.
         p: F32 = out.ax + out.raw - out.wx - noise
         return out.raw, p

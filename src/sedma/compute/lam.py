@@ -26,6 +26,8 @@ MELISO_LAMBDA = 1e-12
 LAMBDA_GRID: npt.NDArray[np.float64] = np.concatenate([[0.0], np.logspace(-6, 6, 25)])
 # Risk slack, as a fraction of the noise energy m·B·σ², within which the smallest λ wins.
 SLACK = 0.01
+# With fewer outputs than this the risk estimate is too noisy to justify any smoothing.
+MIN_ROWS = 16
 
 
 class Memory(Protocol):
@@ -55,7 +57,7 @@ def choose_lambda(
     p: npt.NDArray[np.floating], noise_var: float, *, grid: npt.NDArray[np.float64] = LAMBDA_GRID
 ) -> tuple[float, npt.NDArray[np.float64]]:
     """The smallest λ of ``grid`` whose SURE risk is within the slack of the minimum."""
-    if noise_var <= 0.0:
+    if noise_var <= 0.0 or np.asarray(p).shape[0] < MIN_ROWS:
         return 0.0, np.zeros(grid.shape)
     risks = sure_risk(p, noise_var, grid)
     energy = np.asarray(p).size * noise_var
