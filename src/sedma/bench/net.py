@@ -327,6 +327,13 @@ async def _on_swarm(
     alive = {a for group in addrs[:-1] for a in group}
     dead = await measure_lookups(node, keys, alive)
     progress.update(task, advance=1)
+    return _summary(cfg, transfer, rtt, live, dead)
+
+
+def _summary(
+    cfg: BenchConfig, transfer: list[float], rtt: list[float], live: dict[str, Any], dead: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON keys of issue 5 (and a few more) from the raw measurements."""
     return {
         "transfer_mb_s_samples": transfer,
         "transfer_mb_s": float(np.median(transfer)),
@@ -371,8 +378,8 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"goal": g, "value": v, "pass": bool(ok)} for g, v, ok in checks]
 
 
-def print_report(r: dict[str, Any]) -> None:
-    """Tables: throughput beside the floor, latencies, goals."""
+def _print_transfer(r: dict[str, Any]) -> None:
+    """The transfer beside both floors."""
     print_table(
         f"transfer of {r['config']['transfer_mib']} MiB between processes"
         f" (median of {r['config']['repeats']})",
@@ -391,6 +398,11 @@ def print_report(r: dict[str, Any]) -> None:
             ),
         ],
     )
+
+
+def print_report(r: dict[str, Any]) -> None:
+    """Tables: throughput beside the floors, latencies, goals."""
+    _print_transfer(r)
     print_table(
         f"latency on {r['peers']} peers (ms)",
         ["operation", "p50", "p95", "success"],

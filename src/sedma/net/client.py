@@ -29,57 +29,57 @@ PARALLEL = 4  # blocks in flight between a client and its node
 
 def register_client_api(node: Node) -> None:
     """Register the ``node.*`` methods on ``node``'s endpoint."""
-    from sedma.net.node import dht_key
+    api = _ClientApi(node)
+    for name in ("put_value", "put_block", "publish", "get", "peers", "locate"):
+        node.endpoint.register(f"node.{name}", getattr(api, name))
+    node.endpoint.register_sync("node.echo", api.echo)
 
-    async def put_block(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+
+class _ClientApi:
+    """Handlers of the ``node.*`` methods (local clients such as the CLI)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def put_block(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         cid, data = validate_cid(body.get("cid")), body.get("data")
         if not isinstance(data, bytes):
             raise InputError("node.put_block: field 'data' must be bytes")
-        node.store.put(cid, data, verify=True)
+        self.node.store.put(cid, data, verify=True)
         return {"ok": True}
 
-    async def publish(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    async def publish(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         cid, replicas = validate_cid(body.get("cid")), body.get("replicas", 1)
         if not isinstance(replicas, int) or replicas < 0:
             raise InputError(f"node.publish: replicas must be an integer >= 0, got {replicas!r}")
-        holders = await node.publish(cid, replicas=replicas)
+        holders = await self.node.publish(cid, replicas=replicas)
         return {"cid": cid, "holders": [h.addr for h in holders]}
 
-    async def get(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-        manifest, _ = await node.fetch_blocks(validate_cid(body.get("cid")))
+    async def get(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        manifest, _ = await self.node.fetch_blocks(validate_cid(body.get("cid")))
         return {"manifest": manifest.to_block()}
 
-    async def peers(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-        return {"self": node_info(node), "peers": await node.peers()}
+    async def peers(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        return {"self": node_info(self.node), "peers": await self.node.peers()}
 
-    def echo(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    def echo(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         return body
 
-    async def locate(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    async def locate(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         """Provider look-up timed inside the node (hops, peers asked, milliseconds)."""
+        from sedma.net.node import dht_key
+
         started = time.perf_counter()
-        records, result = await node.dht.get_providers(dht_key(validate_cid(body.get("cid"))))
+        records, result = await self.node.dht.get_providers(dht_key(validate_cid(body.get("cid"))))
         ms = (time.perf_counter() - started) * 1e3
         providers = [r.peer.addr for r in records]
         return {"providers": providers, "hops": result.hops, "queried": result.queried, "ms": ms}
 
-    async def put_value(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    async def put_value(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         name, value = body.get("name"), body.get("value")
         if not (isinstance(name, bytes) and isinstance(value, bytes)):
             raise InputError("node.put_value: fields 'name' and 'value' must be bytes")
-        return {"key": await node.dht.put_value(name, value)}
-
-    api = {
-        "put_value": put_value,
-        "put_block": put_block,
-        "publish": publish,
-        "get": get,
-        "peers": peers,
-        "locate": locate,
-    }
-    for name, fn in api.items():
-        node.endpoint.register(f"node.{name}", fn)
-    node.endpoint.register_sync("node.echo", echo)
+        return {"key": await self.node.dht.put_value(name, value)}
 
 
 def node_info(node: Node) -> dict[str, Any]:

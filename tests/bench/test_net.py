@@ -1,0 +1,41 @@
+"""Pieces of ``sedma bench net``: the floor really moves bytes between processes; goals judge."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sedma.bench.net import BenchConfig, goals, measure_floor, pct
+from sedma.errors import ConfigError
+
+
+def test_floor_measures_both_raw_asyncio_paths_against_a_real_child_process() -> None:
+    rates = asyncio.run(measure_floor(1 << 20, 2))
+    assert set(rates) == {"streams", "buffered"}
+    assert all(len(v) == 2 and min(v) > 1.0 for v in rates.values())  # MB/s, measured
+
+
+def test_goals_pass_and_fail_on_the_issue_thresholds() -> None:
+    base = {
+        "transfer_mb_s": 200.0,
+        "transfer_share_of_floor": 0.7,
+        "rtt_ms_p50": 0.2,
+        "lookup_ms_p50": 2.0,
+        "dht_get_ms_p50": 2.5,
+        "lookup_success": 1.0,
+        "dead25_lookup_ms_p95": 400.0,
+    }
+    assert all(g["pass"] for g in goals(base))
+    worse = {**base, "transfer_share_of_floor": 0.5, "lookup_success": 0.99}
+    failed = {g["goal"] for g in goals(worse) if not g["pass"]}
+    assert failed == {"transfer >= 60% of floor", "look-up success 100%"}
+
+
+def test_percentiles_and_config_validation() -> None:
+    p = pct([float(i) for i in range(1, 101)])
+    assert p["n"] == 100 and 50 <= p["p50"] <= 51 and 95 <= p["p95"] <= 96
+    with pytest.raises(ConfigError, match="split evenly"):
+        BenchConfig(peers=63, procs=4).validate()
+    with pytest.raises(ConfigError, match="repeats"):
+        BenchConfig(repeats=0).validate()
