@@ -52,3 +52,17 @@ def test_unknown_executor_is_refused() -> None:
     with pytest.raises(InputError, match="executor must be one of"):
         make_executor("dask", [])
     assert isinstance(make_executor("local", []), LocalExecutor)
+
+
+@pytest.mark.ray
+def test_engine_on_ray_gives_the_local_result(ray_instance: None) -> None:
+    from sedma.compute.engine import ComputeOptions, process
+
+    rng = np.random.default_rng(1)
+    a, x = rng.random((90, 70)), rng.random((70, 2))
+    opts = {"tile": 32, "time_reads": False, "crossbar": CrossbarConfig(probes=2)}
+    local = process(a, x, memory=None, options=ComputeOptions(executor="local", **opts))  # type: ignore[arg-type]
+    remote = process(a, x, memory=None, options=ComputeOptions(executor="ray", **opts))  # type: ignore[arg-type]
+    assert remote.options["executor"] == "ray"
+    np.testing.assert_array_equal(local.y, remote.y)
+    assert local.lam == remote.lam
