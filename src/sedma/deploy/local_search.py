@@ -174,30 +174,39 @@ def local_search(problem: Problem, starts: list[Ints], config: LocalSearchConfig
         raise ValueError("local search needs at least one feasible start")
     t_end = time.perf_counter() + config.time_limit
     rng = np.random.default_rng(config.seed)
-    best_p, best_v = starts[0].copy(), objective(problem, starts[0])
-    cur: _State | None = None
     if config.multilevel and problem.n > max(2 * problem.m, 16):
-        # Several V-cycles with different random matchings: their basins differ a lot.
-        # V-cycles until ML_SHARE of the time is used: every ML_FREE-th coarsens freely
-        # (diversity), the others keep the best placement so far (large coordinated moves).
-        keep: Ints | None = None
-        ml_end = time.perf_counter() + ML_SHARE * config.time_limit
-        c = 0
-        while time.perf_counter() < ml_end:
-            free = keep is None or c % ML_FREE == 0
-            budget = max(ML_SECONDS_PER_AGENT * problem.n, 0.05)
-            ml = _multilevel(problem, rng, budget, config.seed + c, None if free else keep)
-            c += 1
-            if ml is not None and (keep is None or objective(problem, ml) < objective(problem, keep)):
-                keep = ml
-        starts = [*starts, keep] if keep is not None else starts
-    for start in starts:
-        s = _State(problem, start)
+        ml = _v_cycles(problem, rng, config)
+        starts = [*starts, ml] if ml is not None else starts
+    descended = [_State(problem, start) for start in starts]
+    for s in descended:
         _descend(s, None, swaps=True, deadline=t_end)
-        v = s.value()
-        if cur is None or v < best_v - _EPS:
-            cur, best_p, best_v = s, s.p.copy(), v
-    assert cur is not None
+    cur = min(descended, key=lambda s: s.value())
+    best_p = _iterate(problem, cur, rng, config, t_end)
+    # The incremental value drifts by rounding only; report the exact Eq. 11 of the best.
+    return best_p, objective(problem, best_p)
+
+
+def _v_cycles(problem: Problem, rng: np.random.Generator, config: LocalSearchConfig) -> Ints | None:
+    """V-cycles for ML_SHARE of the time: every ML_FREE-th coarsens freely (diversity), the
+    others keep the best placement so far, so the coarse search moves whole groups."""
+    keep: Ints | None = None
+    ml_end = time.perf_counter() + ML_SHARE * config.time_limit
+    c = 0
+    while time.perf_counter() < ml_end:
+        free = keep is None or c % ML_FREE == 0
+        budget = max(ML_SECONDS_PER_AGENT * problem.n, 0.05)
+        ml = _multilevel(problem, rng, budget, config.seed + c, None if free else keep)
+        c += 1
+        if ml is not None and (keep is None or objective(problem, ml) < objective(problem, keep)):
+            keep = ml
+    return keep
+
+
+def _iterate(
+    problem: Problem, cur: _State, rng: np.random.Generator, config: LocalSearchConfig, t_end: float
+) -> Ints:
+    """Iterated local search from ``cur``: kick, repair by oscillation, descend, accept if not worse."""
+    best_p, best_v = cur.p.copy(), cur.value()
     size = config.kick_size or max(2, problem.n // 25)
     mu = _initial_penalty(problem)
     cur_v, stall = best_v, 0
@@ -214,12 +223,10 @@ def local_search(problem: Problem, starts: list[Ints], config: LocalSearchConfig
         stall = 0 if v < best_v - _EPS else stall + 1
         if v < best_v - _EPS and feasible(problem, trial.p):
             best_p, best_v = trial.p.copy(), v
-        # Accept sideways and slightly worse moves now and then to leave plateaus.
+        # Accept sideways moves, and now and then a worse one, to leave plateaus.
         if v < cur_v + _EPS or rng.random() < 0.01:
             cur, cur_v = trial, v
-    # The incremental value drifts by rounding only; report the exact Eq. 11 of the best.
-    best_v = objective(problem, best_p)
-    return best_p, best_v
+    return best_p
 
 
 def _multilevel(

@@ -120,12 +120,7 @@ def plan(
     migration_cost: float | None = None,
 ) -> Plan:
     """Place ``workflow`` on ``cluster`` minimising Eq. 11; ``previous`` makes it min-migration."""
-    if solver not in SOLVERS:
-        raise InputError(f"unknown solver {solver!r} (choose from {', '.join(SOLVERS)})")
-    if lambda_mem is not None and (not math.isfinite(lambda_mem) or lambda_mem < 0):
-        raise InputError(f"--lambda-mem must be a finite number >= 0, got {lambda_mem}")
-    if time_limit is not None and not time_limit > 0:
-        raise InputError(f"--time-limit must be > 0 seconds, got {time_limit}")
+    _check_options(solver, lambda_mem, time_limit)
     t0 = time.perf_counter()
     base = build_problem(workflow, cluster)
     lam, source = (lambda_mem, "fixed") if lambda_mem is not None else (None, "adaptive")
@@ -140,8 +135,7 @@ def plan(
     if prev is not None:
         cost = migration_cost if migration_cost is not None else _default_migration_cost(problem, prev)
         problem = problem.with_bias(_migration_bias(problem, prev, cost))
-    result = _solve(problem, solver, limit, seed, prev, warm)
-    placement, bound, optimal, explored = result
+    placement, bound, optimal, explored = _solve(problem, solver, limit, seed, prev, warm)
     true_problem = problem.with_bias(None)
     if prev is not None:
         placement = undo_needless_moves(true_problem, placement, prev)
@@ -166,6 +160,15 @@ def plan(
     )
     _remember(out, memory)
     return out
+
+
+def _check_options(solver: str, lambda_mem: float | None, time_limit: float | None) -> None:
+    if solver not in SOLVERS:
+        raise InputError(f"unknown solver {solver!r} (choose from {', '.join(SOLVERS)})")
+    if lambda_mem is not None and (not math.isfinite(lambda_mem) or lambda_mem < 0):
+        raise InputError(f"--lambda-mem must be a finite number >= 0, got {lambda_mem}")
+    if time_limit is not None and not time_limit > 0:
+        raise InputError(f"--time-limit must be > 0 seconds, got {time_limit}")
 
 
 _Result = tuple[Ints, float | None, bool, int]

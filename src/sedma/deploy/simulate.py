@@ -183,6 +183,29 @@ def _apply_event(world: _World, ev: Event, index: dict[str, int], nodes: dict[st
         world.dead.add(nodes[ev.node])
 
 
+class _Sink:
+    """Receives the controller's plans: the first is in force at once, later ones after the
+    measured solver time plus the rollout; each is also written out when ``out`` is set."""
+
+    def __init__(self, nodes: tuple[str, ...], timeline: Timeline, out: Path | None) -> None:
+        self.nodes, self.timeline, self.out = nodes, timeline, out
+        self.run: _Run | None = None
+        self.t = 0.0
+        self.count = 0
+
+    def __call__(self, plan: Plan, reason: str) -> None:
+        arr = _to_array(plan, self.nodes)
+        if self.run is None:
+            self.run = _Run("sedma", arr)
+        else:
+            self.run.pending.append((self.t + plan.seconds + self.timeline.rollout_s, arr))
+        if self.out is not None:
+            from sedma.deploy.report import write_plan_dir
+
+            write_plan_dir(plan, self.out / f"step-{self.count:03d}-t{int(self.t)}")
+            self.count += 1
+
+
 def simulate(
     workflow: Workflow,
     cluster: Cluster,
@@ -195,57 +218,53 @@ def simulate(
     """Run the three policies through ``timeline``; returns the measured report (JSON-able)."""
     config = config or ControllerConfig()
     base = build_problem(workflow, cluster)
-    off = base.netcost[~np.eye(base.m, dtype=bool)]
-    c_ref = float(base.traffic.sum() / 2 * (off.min() if off.size else 1.0)) or 1.0
-    nodes = {n: k for k, n in enumerate(base.nodes)}
-    index = {a: i for i, a in enumerate(base.agents)}
-    runs: dict[str, _Run] = {}
-    worlds = {p: _World(base, np.ones(base.n), timeline.load, set(), c_ref) for p in POLICIES}
-    clock = {"t": 0.0}
-    step = {"n": 0}
-
-    def sink(plan: Plan, reason: str) -> None:
-        arr = _to_array(plan, base.nodes)
-        if "sedma" not in runs:
-            runs["sedma"] = _Run("sedma", arr)
-            return
-        runs["sedma"].pending.append((clock["t"] + plan.seconds + timeline.rollout_s, arr))
-        if sink_dir is not None:
-            from sedma.deploy.report import write_plan_dir
-
-            step["n"] += 1
-            write_plan_dir(plan, sink_dir / f"step-{step['n']:03d}-t{int(clock['t'])}")
-
+    sink = _Sink(base.nodes, timeline, sink_dir)
     ctl = Controller(workflow, cluster, memory=memory, config=config, sink=sink)
-    if sink_dir is not None:
-        from sedma.deploy.report import write_plan_dir
-
-        write_plan_dir(ctl.current, sink_dir / "step-000-t0")
-    first = runs["sedma"].placement
+    assert sink.run is not None
+    first = sink.run.placement
     k8s = baselines.k8s_native(base, seed=config.seed)
     if k8s is None:
         raise InputError("k8s-native baseline cannot place the workflow on this cluster")
-    runs["k8s-native"], runs["static"] = _Run("k8s-native", k8s), _Run("static", first.copy())
+    runs = {"sedma": sink.run, "k8s-native": _Run("k8s-native", k8s), "static": _Run("static", first.copy())}
     events = [
         Event(e.t, e.kind, e.name, _busiest(base, first), e.agents, e.load) if e.node == "busiest" else e
         for e in timeline.events
     ]
-    pending_events = list(events)
+    off = base.netcost[~np.eye(base.m, dtype=bool)]
+    c_ref = float(base.traffic.sum() / 2 * (off.min() if off.size else 1.0)) or 1.0
+    worlds = {p: _World(base, np.ones(base.n), timeline.load, set(), c_ref) for p in POLICIES}
+    _play(ctl, sink, runs, worlds, events, timeline, workflow.name, config.seed)
+    return _report(runs, events, timeline)
+
+
+def _play(
+    ctl: Controller,
+    sink: _Sink,
+    runs: dict[str, _Run],
+    worlds: dict[str, _World],
+    events: list[Event],
+    tl: Timeline,
+    wf: str,
+    seed: int,
+) -> None:
+    """The virtual clock: events take effect, then every policy is scraped and measured."""
+    index = {a: i for i, a in enumerate(ctl.declared.names)}
+    nodes = {n: k for k, n in enumerate(ctl.cluster.names)}
+    pending = list(events)
     t = 0.0
-    while t <= timeline.duration_s + 1e-9:
-        clock["t"] = t
-        while pending_events and pending_events[0].t <= t:
-            ev = pending_events.pop(0)
+    while t <= tl.duration_s + 1e-9:
+        sink.t = t
+        while pending and pending[0].t <= t:
+            ev = pending.pop(0)
             for name, world in worlds.items():
                 _apply_event(world, ev, index, nodes)
                 if ev.kind == "node_failure" and name == "k8s-native":
-                    _k8s_failover(runs[name], world, ev, timeline, config.seed)
-        _tick_sedma(ctl, runs["sedma"], worlds["sedma"], timeline, workflow.name, t)
+                    _k8s_failover(runs[name], world, ev, tl, seed)
+        _tick_sedma(ctl, runs["sedma"], worlds["sedma"], tl, wf, t)
         for name in ("k8s-native", "static"):
             runs[name].advance(t)
-            _measure(runs[name], worlds[name], timeline, t)
-        t += timeline.interval_s
-    return _report(runs, events, timeline)
+            _measure(runs[name], worlds[name], tl, t)
+        t += tl.interval_s
 
 
 def _tick_sedma(ctl: Controller, run: _Run, world: _World, tl: Timeline, wf: str, t: float) -> None:
