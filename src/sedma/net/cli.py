@@ -19,6 +19,7 @@ from sedma.net.selection import STRATEGIES
 
 T = TypeVar("T")
 DEFAULT_NODE = "127.0.0.1:4040"
+MAX_SWARM = 128  # peers of one process keep connections to each other: file descriptors add up
 NODE_OPTION = click.option(
     "--node",
     "node_addr",
@@ -144,7 +145,7 @@ def peers(node_addr: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--nodes", "count", type=click.IntRange(min=1, max=512), default=8, show_default=True)
+@click.option("--nodes", "count", type=click.IntRange(min=1, max=MAX_SWARM), default=8, show_default=True)
 @click.option(
     "--port-base",
     type=click.IntRange(min=0, max=65535),

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import resource
 import signal
 import sys
 import time
@@ -115,6 +116,7 @@ async def run_swarm(
     # Block reads run in worker threads; a short GIL switch interval hands the result back to
     # the event loop in well under the default 5 ms.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    _raise_fd_limit()
     stop = _stop_event()
     nodes: list[Node] = []
     metrics: asyncio.Server | None = None
@@ -140,6 +142,14 @@ async def run_swarm(
         await _stop_all(nodes)
         if memory is not None:
             memory.close()
+
+
+def _raise_fd_limit() -> None:
+    """Peers keep one pooled connection per peer they talk to: allow as many as the system does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _open_memory(config: NodeConfig) -> Any:
