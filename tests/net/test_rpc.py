@@ -186,3 +186,25 @@ def test_inbound_requests_beyond_max_inflight_wait_and_all_complete() -> None:
         await server.close()
 
     run(main())
+
+
+def test_handshake_with_a_borrowed_public_key_is_refused() -> None:
+    async def main() -> None:
+        server, _, peer = await _pair()
+        victim, thief = Identity.generate(), Identity.generate()
+        seen: list[bytes] = []
+        server.on_peer.append(lambda caller, rpc: seen.append(caller.peer_id))
+        conn = await TcpTransport().connect(peer.host, peer.port, timeout=1)
+        frames: asyncio.Queue[Any] = asyncio.Queue()
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        conn.start(frames.put_nowait, lambda e: closed.done() or closed.set_result(None))
+        conn.write(Kind.HELLO, 0, {"pub": victim.public, "nonce": b"n" * 32, "listen": None, "load": None})
+        reply = await asyncio.wait_for(frames.get(), 3)
+        forged = thief.sign(b"sedma-handshake-v1" + b"I" + reply.body["nonce"] + victim.public)
+        conn.write(Kind.HELLO, 0, {"sig": forged})
+        conn.write(Kind.REQUEST, 1, {"_m": "echo"})
+        await asyncio.wait_for(closed, 3)  # dropped, and the request never answered
+        assert frames.empty() and seen == []
+        await server.close()
+
+    run(main())
