@@ -40,6 +40,7 @@ class RoutingTable:
         self.k = k
         self.buckets: list[OrderedDict[bytes, PeerInfo]] = [OrderedDict() for _ in range(KEY_BITS)]
         self._ints: dict[bytes, int] = {}  # peer id -> DHT key as an int, so sorting hashes nothing
+        self._all: dict[bytes, PeerInfo] = {}  # every peer, flat: closest() skips the 256 buckets
 
     def add(self, peer: PeerInfo) -> tuple[bool, PeerInfo | None]:
         """Insert or refresh ``peer``; returns (is new, least-recently-seen peer to ping if full)."""
@@ -48,11 +49,11 @@ class RoutingTable:
             return False, None
         bucket = self.buckets[index]
         if peer.peer_id in bucket:
-            bucket[peer.peer_id] = peer
+            bucket[peer.peer_id] = self._all[peer.peer_id] = peer
             bucket.move_to_end(peer.peer_id)
             return False, None
         if len(bucket) < self.k:
-            bucket[peer.peer_id] = peer
+            bucket[peer.peer_id] = self._all[peer.peer_id] = peer
             self._ints[peer.peer_id] = int.from_bytes(peer.dht_key, "big")
             return True, None
         return False, next(iter(bucket.values()))
@@ -61,6 +62,7 @@ class RoutingTable:
         """Drop ``peer`` (it failed to answer)."""
         index = bucket_index(self.self_key, peer.dht_key)
         self._ints.pop(peer.peer_id, None)
+        self._all.pop(peer.peer_id, None)
         return index >= 0 and self.buckets[index].pop(peer.peer_id, None) is not None
 
     def __contains__(self, peer: PeerInfo) -> bool:
@@ -68,7 +70,7 @@ class RoutingTable:
         return index >= 0 and peer.peer_id in self.buckets[index]
 
     def __len__(self) -> int:
-        return sum(len(b) for b in self.buckets)
+        return len(self._all)
 
     def peers(self) -> list[PeerInfo]:
         return [p for b in self.buckets for p in b.values()]
@@ -78,7 +80,7 @@ class RoutingTable:
         skip = set(exclude)
         target = int.from_bytes(key, "big")
         ints = self._ints
-        peers = [p for p in self.peers() if p.peer_id not in skip]
+        peers = [p for p in self._all.values() if p.peer_id not in skip]
         peers.sort(key=lambda p: ints[p.peer_id] ^ target)
         return peers[:n]
 

@@ -10,6 +10,7 @@ final k are not waited for.
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,7 @@ class _Lookup:
     def __init__(self, target: bytes, k: int, alpha: int, exclude: set[bytes]) -> None:
         self.target, self.k, self.alpha, self.exclude = target, k, alpha, exclude
         self.cands: dict[bytes, _Candidate] = {}
+        self.order: list[_Candidate] = []  # every candidate, nearest first (kept sorted)
         self.values: list[Any] = []
         self.best = 1 << 257
         self.burst = False
@@ -64,16 +66,22 @@ class _Lookup:
         for peer in peers:
             if peer.peer_id in self.exclude or peer.peer_id in self.cands:
                 continue
-            dist = distance(peer.dht_key, self.target)
-            self.cands[peer.peer_id] = _Candidate(peer, dist, depth)
-            if dist < self.best:
-                self.best, closer = dist, True
+            cand = _Candidate(peer, distance(peer.dht_key, self.target), depth)
+            self.cands[peer.peer_id] = cand
+            bisect.insort(self.order, cand, key=_dist)
+            if cand.dist < self.best:
+                self.best, closer = cand.dist, True
         return closer
 
     def shortlist(self) -> list[_Candidate]:
-        alive = [c for c in self.cands.values() if c.state != "failed"]
-        alive.sort(key=lambda c: c.dist)
-        return alive[: self.k]
+        """The k nearest candidates that have not failed."""
+        out: list[_Candidate] = []
+        for cand in self.order:
+            if cand.state != "failed":
+                out.append(cand)
+                if len(out) == self.k:
+                    break
+        return out
 
     def next_to_ask(self, inflight: int) -> list[_Candidate]:
         limit = self.k if self.burst else self.alpha
@@ -82,6 +90,10 @@ class _Lookup:
 
     def finished(self) -> bool:
         return all(c.state == "done" for c in self.shortlist())
+
+
+def _dist(cand: _Candidate) -> int:
+    return cand.dist
 
 
 async def iterative_lookup(
