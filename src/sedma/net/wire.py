@@ -26,7 +26,7 @@ MAX_FRAME = 8 * 1024 * 1024  # a 1 MiB block plus headroom; anything larger is r
 MAX_META = 1024 * 1024
 PAYLOAD_MIN = 32 * 1024  # bytes values at least this large travel as the raw payload
 PAYLOAD_KEY = "_p"  # reserved body key naming where the raw payload goes back
-_RECV_BUFFER = 256 * 1024
+_RECV_BUFFER = 64 * 1024  # per connection; larger frames get a buffer of their own
 
 
 class Kind(IntEnum):
