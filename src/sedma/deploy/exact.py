@@ -10,6 +10,7 @@ warm-started from the local search.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -74,6 +75,14 @@ LAGRANGE_ITERS = 4
 _Children = tuple[Floats, Floats, Floats, Floats]
 
 
+@functools.lru_cache(maxsize=512)
+def _flat_index(C: int, R: int, m: int) -> tuple[Ints, Ints]:
+    """Offsets into a raveled (C, R, m) array and the (child, node) slot base of each row."""
+    base = (np.arange(C * R) * m).reshape(C, R)
+    owner = np.repeat(np.arange(C) * m, R).reshape(C, R)
+    return base, owner
+
+
 def lagrangian_bound(
     cost: Floats,
     d_cpu: Floats,
@@ -91,11 +100,10 @@ def lagrangian_bound(
     Prices start from the parent's ``mu0`` (m,) and are returned per child for its subtree.
     """
     C, R, m = cost.shape
-    mu_c, mu_m = np.tile(mu0[0], (C, 1)), np.tile(mu0[1], (C, 1))
+    mu_c, mu_m = np.repeat(mu0[0][None, :], C, axis=0), np.repeat(mu0[1][None, :], C, axis=0)
     best = np.full(C, -np.inf)
-    base = (np.arange(C * R) * m).reshape(C, R)
-    owner = np.repeat(np.arange(C) * m, R).reshape(C, R)
-    wc, wm = np.tile(d_cpu, C), np.tile(d_mem, C)
+    base, owner = _flat_index(C, R, m)
+    wc, wm = np.broadcast_to(d_cpu, (C, R)).ravel(), np.broadcast_to(d_mem, (C, R)).ravel()
     for _ in range(LAGRANGE_ITERS):
         pen = cost + mu_c[:, None, :] * d_cpu[None, :, None] + mu_m[:, None, :] * d_mem[None, :, None]
         k = pen.argmin(axis=2)
@@ -166,7 +174,7 @@ class _Search:
         g2 = g + rows[i] + self.unary[i]
         valid = (fc.diagonal() >= -_EPS) & (fm.diagonal() >= -_EPS) & self.first_of_class()
         rest = self.order[depth + 1 :]
-        mu_c, mu_m = np.tile(mu[0], (pb.m, 1)), np.tile(mu[1], (pb.m, 1))
+        mu_c, mu_m = np.repeat(mu[0][None, :], pb.m, axis=0), np.repeat(mu[1][None, :], pb.m, axis=0)
         if len(rest) == 0:
             return g2, np.where(valid, g2, np.inf), mu_c, mu_m
         ok = (pb.cpu[rest][None, :, None] <= fc[:, None, :] + _EPS) & (
