@@ -208,3 +208,22 @@ def test_handshake_with_a_borrowed_public_key_is_refused() -> None:
         await server.close()
 
     run(main())
+
+
+def test_idle_connections_are_closed_and_redialled_on_demand() -> None:
+    async def main() -> None:
+        server, client, peer = await _pair(idle_timeout=0.2)
+        await client.request(peer, "echo", {})
+        slow = asyncio.ensure_future(client.request(peer, "slow", {"s": 0.5}))
+        await asyncio.sleep(0.3)
+        assert client.close_idle() == 0  # a request is outstanding: not idle
+        await slow
+        await asyncio.sleep(0.25)
+        assert client.close_idle() == 1
+        await asyncio.sleep(0.05)
+        assert client.connected() == []
+        assert "who" in await client.request(peer, "echo", {})  # dialled again
+        await client.close()
+        await server.close()
+
+    run(main())

@@ -155,6 +155,7 @@ class Node:
         await self._start_relay()
         await self.join([parse_addr(a, field="bootstrap") for a in self.config.bootstrap])
         self.dht.start()
+        self.endpoint.start_reaper()
         self._started = True
         return self
 

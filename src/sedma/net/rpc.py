@@ -48,9 +48,10 @@ class RpcConfig:
     request_timeout: float = 10.0
     max_inflight: int = 256  # inbound requests handled at once per connection
     stream_window: int = 8  # stream items the sender may have in flight
+    idle_timeout: float = 300.0  # a connection unused this long is closed (re-dialled on demand)
 
     def validate(self) -> RpcConfig:
-        for name in ("connect_timeout", "handshake_timeout", "request_timeout"):
+        for name in ("connect_timeout", "handshake_timeout", "request_timeout", "idle_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"RpcConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.max_inflight < 1 or self.stream_window < 1:
@@ -101,6 +102,7 @@ class RpcConnection:
         self._state = "hello"
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.last_used = asyncio.get_running_loop().time()
         self._streams: dict[int, asyncio.Queue[Frame]] = {}
         self._credits: dict[int, asyncio.Queue[int]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -154,6 +156,7 @@ class RpcConnection:
 
     # -- frames ------------------------------------------------------------------------------
     def _on_frame(self, frame: Frame) -> None:
+        self.last_used = self._loop_time()
         try:
             self._dispatch(frame)
         except ProtocolError as exc:
@@ -300,9 +303,19 @@ class RpcConnection:
             self._done(req_id)
 
     # -- outbound ----------------------------------------------------------------------------
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
+
+    def idle(self, now: float) -> float:
+        """Seconds since the last frame, or 0 while anything is outstanding on it."""
+        busy = self._pending or self._tasks or self._streams or self._backlog
+        return 0.0 if busy else now - self.last_used
+
     async def call(self, method: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One request, one answer, or :class:`PeerError` after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
+        self.last_used = loop.time()
         req_id = next(self._ids) & 0xFFFFFFFF
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._pending[req_id] = fut
@@ -397,6 +410,7 @@ class RpcEndpoint:
         self._pool: dict[bytes | str, RpcConnection] = {}
         self._dialing: dict[bytes | str, asyncio.Future[RpcConnection]] = {}
         self._all: set[RpcConnection] = set()
+        self._reaper: asyncio.Task[None] | None = None
 
     def register(self, method: str, handler: Handler) -> None:
         self.handlers[method] = handler
@@ -503,12 +517,35 @@ class RpcEndpoint:
         for key in [k for k, v in self._pool.items() if v is rpc]:
             del self._pool[key]
 
+    def close_idle(self) -> int:
+        """Close connections unused for ``idle_timeout`` (they are re-dialled when needed)."""
+        now = asyncio.get_running_loop().time()
+        idle = [r for r in self._all if r.idle(now) >= self.config.idle_timeout]
+        for rpc in idle:
+            rpc.close()
+        return len(idle)
+
+    def start_reaper(self) -> None:
+        """Close idle connections in the background, checking a few times per timeout."""
+        if self._reaper is None:
+            self._reaper = asyncio.ensure_future(self._reap_idle())
+
+    async def _reap_idle(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.idle_timeout / 4)
+            closed = self.close_idle()
+            if closed:
+                log.debug("closed %d idle connection(s)", closed)
+
     def connected(self) -> list[Caller]:
         """Callers of the open, authenticated connections."""
         return [r.caller for r in self._all if r.caller is not None and not r.conn.closed]
 
     async def close(self) -> None:
         """Stop listening and close every connection."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         if self.listener is not None:
             await self.listener.close()
             self.listener = None
