@@ -11,6 +11,7 @@ from sedma.net.dht.node import DhtConfig, DhtNode
 from sedma.net.identity import Identity
 from sedma.net.rpc import RpcEndpoint
 from sedma.net.transport import TcpTransport
+from sedma.net.types import PeerInfo
 
 
 async def _swarm(n: int, **cfg: Any) -> list[DhtNode]:
@@ -170,6 +171,32 @@ def test_chained_bootstrap_does_not_split_a_small_swarm() -> None:
             nodes.append(node)
         for node in nodes:
             assert len(node.routing) == 7, "every peer must know every other one"
+        await _close(nodes)
+
+    asyncio.run(main())
+
+
+def test_a_hung_peer_costs_one_rpc_timeout_then_is_skipped() -> None:
+    async def main() -> None:
+        nodes = await _swarm(6, rpc_timeout=0.3)
+
+        async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1 << 20)  # accepts, reads, never answers: a stopped process
+
+        hung = await asyncio.start_server(swallow, "127.0.0.1", 0)
+        port = hung.sockets[0].getsockname()[1]
+        ghost = PeerInfo(Identity.generate().peer_id, "127.0.0.1", port)
+        nodes[1].add_peer(ghost)
+        await nodes[0].provide(_key(3))
+        t0 = time.perf_counter()
+        provs, _ = await nodes[1].get_providers(_key(3))
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        await nodes[1].get_providers(_key(3))
+        second = time.perf_counter() - t0
+        assert provs and 0.25 < first < 1.0 and second < 0.25
+        assert ghost.peer_id in nodes[1].dead
+        hung.close()
         await _close(nodes)
 
     asyncio.run(main())
