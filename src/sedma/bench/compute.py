@@ -64,8 +64,9 @@ def _case(n: int, batch: int, seed: int, budget_s: float, threads: int) -> dict[
     a = rng.random((n, n), dtype=np.float32)
     x = rng.random((n, batch), dtype=np.float32)
     t0 = time.perf_counter()
-    # Programming has no numpy counterpart: it may use every core; reads use ``threads``.
-    cfg = CrossbarConfig(threads=threads, program_threads=os.cpu_count() or 1)
+    # Programming has no numpy counterpart: it may use every core. Reads use ``threads`` workers,
+    # one shard each (a shard per worker is the local layout; Ray would spread them over actors).
+    cfg = CrossbarConfig(threads=threads, shards=threads, program_threads=os.cpu_count() or 1)
     pm = program(a, device=MATERIAL, tile=TILE, seed=seed, config=cfg)
     program_s = time.perf_counter() - t0
     first = pm.read(x, correction="full", lam=lambda p, var: choose_lambda(p, var)[0])
