@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -117,46 +117,39 @@ class _Receiver(asyncio.BufferedProtocol):
             self.done.set_result(None)
 
 
-async def measure_floor(nbytes: int, repeats: int) -> dict[str, list[float]]:
-    """MB/s of raw receives of ``nbytes`` from another process: asyncio streams and BufferedProtocol."""
+FloorSample = Callable[[], Awaitable[tuple[float, float]]]
+
+
+@contextlib.asynccontextmanager
+async def raw_floor(nbytes: int) -> AsyncIterator[FloorSample]:
+    """A child process sending ``nbytes`` raw; yields a sampler of (streams, BufferedProtocol) MB/s."""
     code = "from sedma.bench.net import floor_server; floor_server()"
     proc = subprocess.Popen([sys.executable, "-c", code, str(nbytes)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        return {
-            "streams": await _floor_streams(port, nbytes, repeats),
-            "buffered": await _floor_buffered(port, nbytes, repeats),
-        }
+        loop = asyncio.get_running_loop()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=4 * MIB)
+        transport, recv = await loop.create_connection(_Receiver, "127.0.0.1", port)
+
+        async def sample() -> tuple[float, float]:
+            started = time.perf_counter()
+            writer.write(b"g")
+            await reader.readexactly(nbytes)
+            streams = nbytes / (time.perf_counter() - started) / 1e6
+            recv.want, recv.done = nbytes, loop.create_future()
+            started = time.perf_counter()
+            transport.write(b"g")
+            await recv.done
+            return streams, nbytes / (time.perf_counter() - started) / 1e6
+
+        await sample()  # warm both connections up
+        yield sample
+        writer.close()
+        transport.close()
     finally:
         proc.kill()
         proc.wait()
-
-
-async def _floor_streams(port: int, nbytes: int, repeats: int) -> list[float]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=4 * MIB)
-    rates = []
-    for _ in range(repeats + 1):  # the first round warms the connection up
-        started = time.perf_counter()
-        writer.write(b"g")
-        await reader.readexactly(nbytes)
-        rates.append(nbytes / (time.perf_counter() - started) / 1e6)
-    writer.close()
-    return rates[1:]
-
-
-async def _floor_buffered(port: int, nbytes: int, repeats: int) -> list[float]:
-    loop = asyncio.get_running_loop()
-    transport, recv = await loop.create_connection(_Receiver, "127.0.0.1", port)
-    rates = []
-    for _ in range(repeats + 1):
-        recv.want, recv.done = nbytes, loop.create_future()
-        started = time.perf_counter()
-        transport.write(b"g")
-        await recv.done
-        rates.append(nbytes / (time.perf_counter() - started) / 1e6)
-    transport.close()
-    return rates[1:]
 
 
 # ---- the swarm ------------------------------------------------------------------------------
@@ -208,21 +201,31 @@ def _peer(addr: str) -> PeerInfo:
 # ---- measurements on the swarm ------------------------------------------------------------
 
 
-async def measure_transfer(node: Node, provider: str, cfg: BenchConfig) -> list[float]:
-    """MB/s of ``get_tensor`` of fresh 16 MiB tensors held by a peer in another process."""
+async def measure_transfer(
+    node: Node, provider: str, cfg: BenchConfig, floor: FloorSample
+) -> dict[str, list[float]]:
+    """MB/s of ``get_tensor`` of fresh 16 MiB tensors held by a peer in another process.
+
+    Each round samples the raw floors right before the transfer, so load drifting during the
+    run hits both sides of the ratio alike.
+    """
     rng = np.random.default_rng(cfg.seed)
-    rates = []
+    out: dict[str, list[float]] = {"transfer": [], "streams": [], "buffered": []}
     host, port = parse_addr(provider)
     async with NodeClient(host, port) as client:
-        for _ in range(cfg.repeats + 1):  # the first round warms connections and thread pools up
+        for i in range(cfg.repeats + 1):  # round 0 warms connections and thread pools up
             arr = rng.standard_normal(cfg.transfer_mib * MIB // 4).astype(np.float32)
             cid, _ = await client.put(arr, replicas=0)
+            streams, buffered = await floor()
             started = time.perf_counter()
             got = await node.get_tensor(cid)
-            rates.append(arr.nbytes / (time.perf_counter() - started) / 1e6)
+            rate = arr.nbytes / (time.perf_counter() - started) / 1e6
             if not np.array_equal(got, arr):
                 raise SedmaError(f"bench net: tensor {cid} came back different")
-    return rates[1:]
+            if i:
+                for key, value in (("transfer", rate), ("streams", streams), ("buffered", buffered)):
+                    out[key].append(value)
+    return out
 
 
 async def measure_rtt(node: Node, addr: str, samples: int) -> list[float]:
@@ -278,23 +281,17 @@ async def measure_lookups(node: Node, keys: list[tuple[str, bytes, str]], alive:
 
 async def run_bench(cfg: BenchConfig, progress: Progress) -> dict[str, Any]:
     """One run of every measurement; figures are all measured here."""
-    task = progress.add_task("floor: raw asyncio socket", total=6)
-    floor = await measure_floor(cfg.transfer_mib * MIB, cfg.repeats)
-    with tempfile.TemporaryDirectory(prefix="sedma-bench-net-") as tmp:
-        _step(progress, task, f"swarm: {cfg.peers} peers in {cfg.procs} processes")
-        with swarm_processes(cfg.procs, cfg.peers // cfg.procs, Path(tmp)) as (procs, addrs):
-            node = Node(NodeConfig(ephemeral=True, home=Path(tmp), bootstrap=(addrs[0][0],)))
-            await node.start()
-            try:
-                results = await _on_swarm(node, procs, addrs, cfg, progress, task)
-            finally:
-                await node.stop()
-    results["floor_mb_s_samples"] = floor["streams"]
-    results["floor_mb_s"] = float(np.median(floor["streams"]))
-    results["floor_buffered_mb_s_samples"] = floor["buffered"]
-    results["floor_buffered_mb_s"] = float(np.median(floor["buffered"]))
-    results["transfer_share_of_buffered_floor"] = results["transfer_mb_s"] / results["floor_buffered_mb_s"]
-    results["transfer_share_of_floor"] = results["transfer_mb_s"] / results["floor_mb_s"]
+    task = progress.add_task(f"swarm: {cfg.peers} peers in {cfg.procs} processes", total=5)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sedma-bench-net-")))
+        procs, addrs = stack.enter_context(swarm_processes(cfg.procs, cfg.peers // cfg.procs, tmp))
+        node = Node(NodeConfig(ephemeral=True, home=tmp, bootstrap=(addrs[0][0],)))
+        await node.start()
+        try:
+            async with raw_floor(cfg.transfer_mib * MIB) as floor:
+                results = await _on_swarm(node, procs, addrs, cfg, floor, progress, task)
+        finally:
+            await node.stop()
     results["config"] = asdict(cfg)
     results["goals"] = goals(results)
     return results
@@ -309,11 +306,12 @@ async def _on_swarm(
     procs: list[subprocess.Popen[str]],
     addrs: list[list[str]],
     cfg: BenchConfig,
+    floor: FloorSample,
     progress: Progress,
     task: TaskID,
 ) -> dict[str, Any]:
-    _step(progress, task, f"transfer: {cfg.repeats} x {cfg.transfer_mib} MiB")
-    transfer = await measure_transfer(node, addrs[1][0], cfg)
+    _step(progress, task, f"transfer: {cfg.repeats} x {cfg.transfer_mib} MiB beside the raw floors")
+    transfer = await measure_transfer(node, addrs[1][0], cfg, floor)
     _step(progress, task, f"rtt: {cfg.rtt_samples} x 1 KB")
     rtt = await measure_rtt(node, addrs[1][1], cfg.rtt_samples)
     _step(progress, task, f"look-ups: {cfg.lookups} keys on {cfg.peers} peers")
@@ -331,12 +329,23 @@ async def _on_swarm(
 
 
 def _summary(
-    cfg: BenchConfig, transfer: list[float], rtt: list[float], live: dict[str, Any], dead: dict[str, Any]
+    cfg: BenchConfig,
+    transfer: dict[str, list[float]],
+    rtt: list[float],
+    live: dict[str, Any],
+    dead: dict[str, Any],
 ) -> dict[str, Any]:
     """The JSON keys of issue 5 (and a few more) from the raw measurements."""
+    mb_s = {k: float(np.median(v)) for k, v in transfer.items()}
     return {
-        "transfer_mb_s_samples": transfer,
-        "transfer_mb_s": float(np.median(transfer)),
+        "transfer_mb_s_samples": transfer["transfer"],
+        "transfer_mb_s": mb_s["transfer"],
+        "floor_mb_s_samples": transfer["streams"],
+        "floor_mb_s": mb_s["streams"],
+        "floor_buffered_mb_s_samples": transfer["buffered"],
+        "floor_buffered_mb_s": mb_s["buffered"],
+        "transfer_share_of_floor": mb_s["transfer"] / mb_s["streams"],
+        "transfer_share_of_buffered_floor": mb_s["transfer"] / mb_s["buffered"],
         "rtt_ms_p50": pct(rtt)["p50"],
         "rtt_ms_p95": pct(rtt)["p95"],
         "lookup_ms_p50": live["provider_ms"]["p50"],
