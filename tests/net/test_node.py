@@ -131,3 +131,18 @@ def test_strategy_can_be_switched_at_run_time_and_is_validated() -> None:
         await _stop(nodes)
 
     run(main())
+
+
+def test_a_fetch_from_several_providers_feeds_one_eq8_weight_update() -> None:
+    async def main() -> None:
+        nodes = await _nodes(5, use_memory=False, topk=3)
+        cid = await nodes[0].put_tensor(np.random.default_rng(3).standard_normal(3 * 2**17), replicas=2)
+        reader = next(n for n in nodes[1:] if not n.store.has(cid))  # not a replica holder
+        assert reader.learner.updates == 0
+        await reader.get_tensor(cid)
+        assert reader.learner.updates >= 1 and len(reader.learner.decisions) >= 1
+        labels = reader.learner.decisions[-1].labels
+        assert np.nansum(labels) >= 1  # at least the provider that served the blocks succeeded
+        await _stop(nodes)
+
+    run(main())

@@ -122,6 +122,7 @@ class Node:
         self.relay_address: tuple[str, int] | None = None
         self._relay: Any = None
         self._own_memory: Any = None
+        self._last_outcomes: list[ProviderOutcome] = []
         self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -232,6 +233,7 @@ class Node:
         peerload.update_profile(self.memory, peer.peer_id, completed=False, seconds=0.0, nbytes=0)
 
     def _outcomes(self, outcomes: list[ProviderOutcome]) -> None:
+        self._last_outcomes = outcomes
         for out in outcomes:
             self.stats.bytes_in += out.nbytes
             if out.blocks or out.failed:
@@ -339,15 +341,16 @@ class Node:
             config=SelectionConfig(strategy=self.config.strategy, k=self.config.topk),
             weights=self.learner.weights,
         )
-        started = time.perf_counter()
+        self._last_outcomes = []
         try:
             blocks = await self.exchange.fetch(cids, [s.peer for s in chosen])
         except PeerError:
+            self._learn(chosen)
             rest = [s.peer for s in stats if s not in chosen]
             if not rest:
                 raise
-            blocks = await self.exchange.fetch(cids, rest)
-        self._learn(chosen, time.perf_counter() - started)
+            return await self.exchange.fetch(cids, rest)
+        self._learn(chosen)
         return blocks
 
     def _candidates(self, peers: list[PeerInfo], cid: str) -> list[PeerStats]:
@@ -384,11 +387,20 @@ class Node:
         recent = getattr(self.memory, "recent", None)
         return recent is not None and recent(peerload.rtt_stream(peer.peer_id)) is not None
 
-    def _learn(self, chosen: list[PeerStats], seconds: float) -> None:
-        """Eq. 8–9: one weight update from this fetch's per-provider outcomes."""
-        if len(chosen) < 2:
+    def _learn(self, chosen: list[PeerStats]) -> None:
+        """Eq. 8–9: one weight update from this fetch's per-provider outcomes.
+
+        A provider "completed" when it served blocks without failing; its time is seconds per
+        block served, so make_decision labels the providers that kept up with the fastest.
+        """
+        asked = {s.peer.peer_id for s in chosen}  # concurrent fetches share the callback
+        outcomes = {
+            o.peer.peer_id: (o.failed is None and o.blocks > 0, o.seconds / max(o.blocks, 1))
+            for o in self._last_outcomes
+            if o.peer.peer_id in asked
+        }
+        if len(outcomes) < 2:
             return
-        outcomes = {s.peer.peer_id: (True, seconds) for s in chosen}
         self.learner.observe(make_decision(chosen, outcomes))
         self.learner.step()
 
