@@ -83,6 +83,56 @@ def _flat_index(C: int, R: int, m: int) -> tuple[Ints, Ints]:
     return base, owner
 
 
+@dataclass(frozen=True)
+class Pairing:
+    """A matching of unplaced agents that talk (positions in the unplaced list), and the rest.
+
+    Each matched pair is priced jointly, so traffic the capacities force apart counts in the
+    bound; all other traffic between unplaced agents is bounded below by 0.
+    """
+
+    a: Ints
+    b: Ints
+    w: Floats
+    single: Ints
+
+
+def pairing(traffic: Floats, rest: Ints) -> Pairing:
+    """Greedy maximum-weight matching on the traffic among the unplaced agents ``rest``."""
+    sub = np.triu(traffic[np.ix_(rest, rest)], 1)
+    used = np.zeros(len(rest), dtype=bool)
+    a, b = [], []
+    for flat in np.argsort(-sub, axis=None):
+        i, j = divmod(int(flat), len(rest))
+        if sub[i, j] <= 0:
+            break
+        if not used[i] and not used[j]:
+            used[i] = used[j] = True
+            a.append(i)
+            b.append(j)
+    ia, ib = np.array(a, dtype=np.int64), np.array(b, dtype=np.int64)
+    return Pairing(ia, ib, sub[ia, ib].astype(np.float64), np.flatnonzero(~used).astype(np.int64))
+
+
+def _choose(pen: Floats, pr: Pairing, netcost: Floats, coloc_bad: NDArray[np.bool_]) -> tuple[Floats, Ints]:
+    """Minimum of the relaxed problem per child and the node each unplaced agent takes in it."""
+    C, R, m = pen.shape
+    choice = np.empty((C, R), dtype=np.int64)
+    single = pen[:, pr.single]
+    ks = single.argmin(axis=2)
+    val = np.take_along_axis(single, ks[..., None], axis=2)[..., 0].sum(axis=1)
+    choice[:, pr.single] = ks
+    if len(pr.a):
+        joint = pen[:, pr.a, :, None] + pen[:, pr.b, None, :] + pr.w[None, :, None, None] * netcost
+        diag = np.arange(m)
+        joint[:, :, diag, diag] = np.where(coloc_bad, np.inf, joint[:, :, diag, diag])
+        flat = joint.reshape(C, len(pr.a), m * m)
+        idx = flat.argmin(axis=2)
+        val = val + np.take_along_axis(flat, idx[..., None], axis=2)[..., 0].sum(axis=1)
+        choice[:, pr.a], choice[:, pr.b] = idx // m, idx % m
+    return val, choice
+
+
 def lagrangian_bound(
     cost: Floats,
     d_cpu: Floats,
@@ -91,25 +141,32 @@ def lagrangian_bound(
     f_mem: Floats,
     target: Floats,
     mu0: tuple[Floats, Floats],
+    pr: Pairing,
+    netcost: Floats,
 ) -> tuple[Floats, Floats, Floats]:
     """Lagrangian relaxation of the capacities for the unplaced agents, per child.
 
     cost (C, R, m): each unplaced agent's cost per node (inf = does not fit); d (R,): demands;
-    f (C, m): free capacity per child. For prices μ >= 0, Σ_r min_k (cost + μ·d) − Σ_k μ_k f_k is
-    a lower bound; Polyak subgradient steps towards ``target`` (the incumbent's slack) raise it.
-    Prices start from the parent's ``mu0`` (m,) and are returned per child for its subtree.
+    f (C, m): free capacity per child. For prices μ >= 0, the relaxed minimum (singles, and
+    matched pairs priced jointly with their traffic) − Σ_k μ_k f_k is a lower bound; Polyak
+    subgradient steps towards ``target`` (the incumbent's slack) raise it. Prices start from
+    the parent's ``mu0`` (m,) and are returned per child for its subtree.
     """
     C, R, m = cost.shape
     mu_c, mu_m = np.repeat(mu0[0][None, :], C, axis=0), np.repeat(mu0[1][None, :], C, axis=0)
     best = np.full(C, -np.inf)
-    base, owner = _flat_index(C, R, m)
+    _, owner = _flat_index(C, R, m)
     wc, wm = np.broadcast_to(d_cpu, (C, R)).ravel(), np.broadcast_to(d_mem, (C, R)).ravel()
+    coloc_bad = ((d_cpu[pr.a] + d_cpu[pr.b])[None, :, None] > f_cpu[:, None, :] + _EPS) | (
+        (d_mem[pr.a] + d_mem[pr.b])[None, :, None] > f_mem[:, None, :] + _EPS
+    )
     for _ in range(LAGRANGE_ITERS):
         pen = cost + mu_c[:, None, :] * d_cpu[None, :, None] + mu_m[:, None, :] * d_mem[None, :, None]
-        k = pen.argmin(axis=2)
-        val = pen.ravel()[base + k].sum(axis=1) - (mu_c * f_cpu).sum(axis=1) - (mu_m * f_mem).sum(axis=1)
+        val, k = _choose(pen, pr, netcost, coloc_bad)
+        val = val - (mu_c * f_cpu).sum(axis=1) - (mu_m * f_mem).sum(axis=1)
         best = np.maximum(best, val)
-        gap = target - best
+        with np.errstate(invalid="ignore"):  # inf - inf without an incumbent: no step
+            gap = target - best
         if not np.any((gap > _EPS) & np.isfinite(best)):
             break
         slot = (owner + k).ravel()
@@ -142,6 +199,8 @@ class _Search:
         self.by_size = np.argsort(-problem.cap_mem, kind="stable")
         self.inv_size = 1.0 / problem.cap_mem[self.by_size]
         self.s_cpu, self.s_mem = float(problem.cap_cpu.mean()), float(problem.cap_mem.mean())
+        # The unplaced set at each depth is fixed by the static order: match it once.
+        self.pairings = [pairing(problem.traffic, self.order[d + 1 :]) for d in range(problem.n)]
         self.rest_mem = np.append(np.cumsum(problem.mem[self.order][::-1])[::-1], 0.0)
 
     def rest_bound(self, rows: Floats, depth: int) -> float:
@@ -201,6 +260,8 @@ class _Search:
                 fm[open_] / self.s_mem,
                 self.best_v - g2[open_],
                 mu,
+                self.pairings[depth],
+                pb.netcost,
             )
             cheap[open_] = np.maximum(cheap[open_], g2[open_] + lag)
         return g2, np.where(valid, cheap, np.inf), mu_c, mu_m
