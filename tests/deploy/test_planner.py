@@ -107,3 +107,20 @@ def test_plan_array_round_trip() -> None:
     res = plan(wf, cl, memory=None, solver="greedy")
     assert [res.problem.nodes[k] for k in res.array] == [res.placement[a] for a in wf.names]
     assert isinstance(res.array, np.ndarray)
+
+
+def test_static_keeps_the_first_placement_and_needs_one() -> None:
+    wf, cl = load_workflow(EXAMPLES / "workflow.yaml"), load_cluster(EXAMPLES / "cluster.yaml")
+    first = plan(wf, cl, memory=None, solver="k8s-native")
+    kept = plan(wf, cl, memory=None, solver="static", previous=first.placement)
+    assert kept.placement == first.placement and kept.migrations == 0
+    with pytest.raises(InputError, match="static"):
+        plan(wf, cl, memory=None, solver="static")
+    with pytest.raises(InputError, match="static"):
+        plan(
+            wf,
+            cl.without({first.placement["retriever"]}),
+            memory=None,
+            solver="static",
+            previous=first.placement,
+        )

@@ -240,7 +240,8 @@ def _multilevel(
         return local_search(pb, starts, cfg)[0]
 
     def start(pb: Problem) -> Ints | None:
-        return greedy(pb) if greedy(pb) is not None else first_fit_decreasing(pb)
+        g = greedy(pb)
+        return g if g is not None else first_fit_decreasing(pb)
 
     p = multilevel_start(problem, rng=rng, budget=budget, solve=solve, start=start, keep=keep)
     return p if p is not None and feasible(problem, p) else None

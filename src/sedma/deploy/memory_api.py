@@ -5,14 +5,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 
-class StatsLike(Protocol):
-    """The StreamStats fields read here."""
-
-    count: int
-    mean: float
-    ewma: float
-
-
 class Memory(Protocol):
     """recall/remember in LTM, observe/recent in STM (DualMemory satisfies this)."""
 

@@ -6,7 +6,7 @@ import hashlib
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,6 @@ class Plan:
     warm_start: str = "none"
     migrations: int = 0
     nodes_explored: int = 0
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def array(self) -> Ints:
@@ -184,7 +183,7 @@ def _solve(
     if solver == "static":
         if prev is None or (prev < 0).any():
             raise InputError("static keeps the first placement: it needs a previous plan on live nodes")
-        return prev.copy(), None, False, 0
+        return baselines.static(prev), None, False, 0
     starts = _starts(problem, seed, prev, warm)
     if solver == "local":
         stall = max(100, 10 * problem.n)  # kicks without gain before stopping early

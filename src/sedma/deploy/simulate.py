@@ -225,7 +225,11 @@ def simulate(
     k8s = baselines.k8s_native(base, seed=config.seed)
     if k8s is None:
         raise InputError("k8s-native baseline cannot place the workflow on this cluster")
-    runs = {"sedma": sink.run, "k8s-native": _Run("k8s-native", k8s), "static": _Run("static", first.copy())}
+    runs = {
+        "sedma": sink.run,
+        "k8s-native": _Run("k8s-native", k8s),
+        "static": _Run("static", baselines.static(first)),
+    }
     events = [
         Event(e.t, e.kind, e.name, _busiest(base, first), e.agents, e.load) if e.node == "busiest" else e
         for e in timeline.events
