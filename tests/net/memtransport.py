@@ -35,6 +35,7 @@ class _Peer:
     alive: bool = True
     die_after_blocks: int | None = None
     delay_s: float = 0.0
+    block_delay_s: float = 0.0
     inflight: int = 0
     max_inflight_seen: int = 0
     calls: dict[str, int] = field(default_factory=dict)
@@ -55,6 +56,10 @@ class MemNetwork:
     def die_after(self, peer_id: bytes, blocks: int) -> None:
         self.peers[peer_id].die_after_blocks = blocks
 
+    def slow_blocks(self, peer_id: bytes, seconds: float) -> None:
+        """Delay only this peer's block answers (a slow link once the transfer starts)."""
+        self.peers[peer_id].block_delay_s = seconds
+
     def stats(self, peer_id: bytes) -> _Peer:
         return self.peers[peer_id]
 
@@ -74,8 +79,9 @@ class MemNetwork:
         target.inflight += 1
         target.max_inflight_seen = max(target.max_inflight_seen, target.inflight)
         try:
-            if target.delay_s:
-                await asyncio.sleep(target.delay_s)
+            delay = target.delay_s + (target.block_delay_s if method == "bs.block" else 0.0)
+            if delay:
+                await asyncio.sleep(delay)
             reply = await self._serve(target, caller, method, wire_body)
         finally:
             target.inflight -= 1

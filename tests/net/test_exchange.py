@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,7 @@ def test_fetch_spreads_over_providers_and_stores_verified_blocks(tmp_path: Path)
     got = asyncio.run(reader.ex.fetch(tb.blocks, [p.info for p in providers]))
     assert got == tb.blocks and set(reader.store.cids()) == set(tb.blocks)
     served = [o.blocks for o in reader.outcomes]
-    assert sum(served) == len(tb.blocks) and all(s > 0 for s in served)
+    assert sum(served) >= len(tb.blocks) and all(s > 0 for s in served)  # >=: endgame duplicates
     out = assemble_tensor(Manifest.from_block(got[tb.manifest_cid]), got)
     np.testing.assert_array_equal(out, np.random.default_rng(0).standard_normal(40_000))
 
@@ -79,6 +80,23 @@ def test_provider_dying_mid_transfer_is_resumed_elsewhere(tmp_path: Path) -> Non
     by_peer = {o.peer.peer_id: o for o in reader.outcomes}
     assert by_peer[dying.info.peer_id].failed == "dead" and by_peer[dying.info.peer_id].blocks <= 3
     assert by_peer[healthy.info.peer_id].failed is None
+
+
+def test_endgame_does_not_wait_for_a_slow_provider(tmp_path: Path) -> None:
+    net, (reader, fast, slow) = _swarm(tmp_path, 3, delay_s=0.001)
+    tb = _tensor(9)
+    fast.store.put_many(tb.blocks)
+    slow.store.put_many(tb.blocks)
+    net.slow_blocks(slow.info.peer_id, 5.0)  # its first blocks would arrive after 5 s
+
+    async def timed() -> float:
+        t0 = time.perf_counter()
+        assert await reader.ex.fetch(tb.blocks, [slow.info, fast.info]) == tb.blocks
+        return time.perf_counter() - t0
+
+    assert asyncio.run(timed()) < 2.5  # the blocks stuck at the slow provider were asked of the fast one
+    by_peer = {o.peer.peer_id: o for o in reader.outcomes}
+    assert by_peer[slow.info.peer_id].blocks == 0 and by_peer[fast.info.peer_id].blocks == len(tb.blocks)
 
 
 def test_lying_peer_is_detected_penalised_and_its_bytes_discarded(tmp_path: Path) -> None:
@@ -231,7 +249,7 @@ _json_like = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     method=st.sampled_from(["bs.want", "bs.block", "bs.fetch", "bs.other"]),
     body=st.dictionaries(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -77,35 +78,81 @@ class ProviderOutcome:
     seconds: float = 0.0
     failed: str | None = None  # "dead", "integrity", or None
     served: set[str] = field(default_factory=set)
+    announced: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _Fetch:
-    """Shared state of one fetch: pending work, who lacks what, results, a wake-up signal."""
+    """Shared state of one fetch: pending work, who lacks what, results, a wake-up signal.
+
+    Endgame (as BitSwap's): once nothing is pending, an idle lane may ask its provider for a
+    block still in flight elsewhere, so one slow provider cannot hold the last block hostage;
+    the first verified copy wins and the fetch returns without waiting for the others.
+    """
 
     pending: list[str]
     results: dict[str, bytes] = field(default_factory=dict)
-    inflight: set[str] = field(default_factory=set)
+    inflight: dict[str, set[bytes]] = field(default_factory=dict)  # cid -> providers asked now
     lacks: dict[bytes, set[str]] = field(default_factory=dict)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    started: dict[str, float] = field(default_factory=dict)  # cid -> first request time
+    durations: list[float] = field(default_factory=list)  # seconds each block took
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # replaced on every signal
+    complete: asyncio.Event = field(default_factory=asyncio.Event)
 
     def take(self, peer_id: bytes) -> str | None:
         lacking = self.lacks.get(peer_id, set())
         for i, cid in enumerate(self.pending):
             if cid not in lacking:
-                self.inflight.add(cid)
+                self.inflight.setdefault(cid, set()).add(peer_id)
+                self.started.setdefault(cid, time.monotonic())
                 return self.pending.pop(i)
+        return self._duplicate(peer_id, lacking)
+
+    def _duplicate(self, peer_id: bytes, lacking: set[str]) -> str | None:
+        """Endgame: a block in flight elsewhere for much longer than blocks usually take."""
+        patience = self.patience()
+        if patience is None:
+            return None
+        now = time.monotonic()
+        for cid, askers in self.inflight.items():
+            if peer_id not in askers and cid not in lacking and now - self.started[cid] > patience:
+                askers.add(peer_id)
+                return cid
         return None
 
-    async def settle(self, cid: str, data: bytes | None, peer_id: bytes) -> None:
-        self.inflight.discard(cid)
+    def patience(self) -> float | None:
+        """How long a block may be in flight before another provider is asked too."""
+        if not self.durations:
+            return None
+        return 2.0 * statistics.median(self.durations) + 0.005
+
+    def signal(self) -> None:
+        """Wake every lane waiting for a change (events, not a Condition: cancel-safe, lock-free)."""
+        event, self.changed = self.changed, asyncio.Event()
+        event.set()
+
+    async def wait_change(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.changed.wait(), timeout)
+
+    def settle(self, cid: str, data: bytes | None, peer_id: bytes, *, failed: bool) -> None:
+        askers = self.inflight.get(cid, set())
+        askers.discard(peer_id)
         if data is not None:
-            self.results[cid] = data
+            if cid not in self.results:
+                self.results[cid] = data
+                self.durations.append(time.monotonic() - self.started.get(cid, time.monotonic()))
+            self.inflight.pop(cid, None)
         else:
-            self.lacks.setdefault(peer_id, set()).add(cid)
-            self.pending.append(cid)
-        async with self.changed:
-            self.changed.notify_all()
+            if not failed:
+                self.lacks.setdefault(peer_id, set()).add(cid)
+            if not askers and cid not in self.results:
+                self.inflight.pop(cid, None)
+                self.started.pop(cid, None)
+                self.pending.append(cid)
+        if not self.pending and not self.inflight:
+            self.complete.set()
+        self.signal()
 
 
 class BlockExchange:
@@ -129,6 +176,7 @@ class BlockExchange:
         self.on_stored = on_stored
         self._wants: dict[bytes, dict[str, float]] = {}
         self._serving: dict[bytes, int] = {}
+        self._background: set[asyncio.Future[None]] = set()
 
     # == client ==================================================================================
     async def fetch(self, cids: Iterable[str], providers: Sequence[PeerInfo]) -> dict[str, bytes]:
@@ -144,24 +192,45 @@ class BlockExchange:
 
     async def _run(self, state: _Fetch, providers: list[PeerInfo]) -> None:
         outcomes = [ProviderOutcome(p) for p in providers]
-        await asyncio.gather(*(self._provider(state, o) for o in outcomes))
+        workers = [asyncio.ensure_future(self._provider(state, o)) for o in outcomes]
+        finished = asyncio.ensure_future(state.complete.wait())
+        try:
+            await asyncio.wait([*workers, finished], return_when=asyncio.FIRST_COMPLETED)
+            while not finished.done() and not all(w.done() for w in workers):
+                await asyncio.wait([*workers, finished], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Every block is in (or every provider is done): stop endgame duplicates still in flight.
+            for task in [*workers, finished]:
+                task.cancel()
+            await asyncio.gather(*workers, finished, return_exceptions=True)
+        await self._cancel_leftovers(outcomes)
         if self.on_outcome is not None:
             self.on_outcome(outcomes)
 
+    async def _cancel_leftovers(self, outcomes: list[ProviderOutcome]) -> None:
+        """Withdraw what we announced but did not get from each live provider (bounded wait)."""
+        tasks = [
+            asyncio.ensure_future(self._cancel_wants(o.peer, [c for c in o.announced if c not in o.served]))
+            for o in outcomes
+            if o.failed is None and o.announced
+        ]
+        if tasks:
+            # A slow provider's cancel may finish in the background; its entries also expire.
+            _, late = await asyncio.wait(tasks, timeout=0.25)
+            self._background.update(late)
+            for task in late:
+                task.add_done_callback(self._background.discard)
+
     async def _provider(self, state: _Fetch, out: ProviderOutcome) -> None:
         started = time.perf_counter()
-        announced: list[str] = []
         try:
-            announced = await self._announce(state, out.peer)
+            out.announced = await self._announce(state, out.peer)
             await asyncio.gather(*(self._lane(state, out) for _ in range(self.config.max_inflight)))
         except PeerError:
             out.failed = out.failed or "dead"
         finally:
             out.seconds = time.perf_counter() - started
-            async with state.changed:
-                state.changed.notify_all()
-        if out.failed is None and announced:
-            await self._cancel_wants(out.peer, [c for c in announced if c not in out.served])
+            state.signal()
 
     async def _announce(self, state: _Fetch, peer: PeerInfo) -> list[str]:
         """Send our want-list to the provider and note what it lacks (want-have)."""
@@ -181,15 +250,15 @@ class BlockExchange:
                     return
                 continue
             data = await self._get_block(cid, out)
-            await state.settle(cid, data, out.peer.peer_id if out.failed is None else b"")
+            state.settle(cid, data, out.peer.peer_id, failed=out.failed is not None)
 
     @staticmethod
     async def _wait(state: _Fetch, out: ProviderOutcome) -> bool:
-        # Blocks in flight at other providers may come back (their provider died): wait for that.
-        async with state.changed:
-            if not state.inflight:
-                return False
-            await state.changed.wait()
+        # Blocks in flight elsewhere may come back (their provider died) or outstay the endgame
+        # patience: wait for a change, or long enough to look again.
+        if not state.inflight:
+            return False
+        await state.wait_change(max(state.patience() or 0.0, 0.02))
         return out.failed is None
 
     async def _get_block(self, cid: str, out: ProviderOutcome) -> bytes | None:
