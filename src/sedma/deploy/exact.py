@@ -120,7 +120,7 @@ def _choose(pen: Floats, pr: Pairing, netcost: Floats, coloc_bad: NDArray[np.boo
     choice = np.empty((C, R), dtype=np.int64)
     single = pen[:, pr.single]
     ks = single.argmin(axis=2)
-    val = np.take_along_axis(single, ks[..., None], axis=2)[..., 0].sum(axis=1)
+    val = single.min(axis=2).sum(axis=1)  # a second reduction beats take_along_axis here
     choice[:, pr.single] = ks
     if len(pr.a):
         joint = pen[:, pr.a, :, None] + pen[:, pr.b, None, :] + pr.w[None, :, None, None] * netcost
@@ -128,7 +128,7 @@ def _choose(pen: Floats, pr: Pairing, netcost: Floats, coloc_bad: NDArray[np.boo
         joint[:, :, diag, diag] = np.where(coloc_bad, np.inf, joint[:, :, diag, diag])
         flat = joint.reshape(C, len(pr.a), m * m)
         idx = flat.argmin(axis=2)
-        val = val + np.take_along_axis(flat, idx[..., None], axis=2)[..., 0].sum(axis=1)
+        val = val + flat.min(axis=2).sum(axis=1)
         choice[:, pr.a], choice[:, pr.b] = idx // m, idx % m
     return val, choice
 
