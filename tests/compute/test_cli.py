@@ -46,6 +46,12 @@ def test_matrix_and_vector_files_and_fixed_lambda(tmp_path: Path, capsys: pytest
     args = ["--matrix", str(tmp_path / "a.npy"), "--vector", str(tmp_path / "x.npy")]
     code, out, _ = _run([*args, "--material", "ideal", "--tile", "16", "--lambda", "1e-12", "--json"], capsys)
     assert code == 0
+    assert json.loads(out)["options"]["crossbar"]["adc_bits"] is None
+    code, out, _ = _run([*args, "--material", "EpiRAM", "--tile", "16", "--adc-bits", "4", "--json"], capsys)
+    coarse = json.loads(out)
+    assert coarse["options"]["crossbar"]["adc_bits"] == 4 and coarse["relative_error"]["raw"] > 1e-3
+    code, out, _ = _run([*args, "--material", "ideal", "--tile", "16", "--lambda", "1e-12", "--json"], capsys)
+    assert code == 0
     doc = json.loads(out)
     assert doc["lambda"] == 1e-12 and doc["relative_error"]["full"] < 1e-5
 
@@ -82,6 +88,7 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
         (["--tile", "4096"], "above the maximum"),
         (["--device-file", "{dev}"], "missing field"),
         (["--lambda", "soon"], "--lambda must be"),
+        (["--adc-bits", "40"], "adc_bits must be in 0..24"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(

@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from sedma._output import emit_json, print_table
 from sedma.compute.correction import MODES
+from sedma.compute.crossbar import CrossbarConfig
 from sedma.compute.engine import PARTITIONS, ComputeOptions, MatvecReport, open_memory, process
 from sedma.compute.executor import EXECUTORS
 from sedma.errors import InputError
@@ -101,6 +102,8 @@ def _human(report: MatvecReport) -> None:
 @click.option("--lambda", "lam", default="adaptive", show_default=True, help="'adaptive' or a value.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Vectors per read (random x).")
 @click.option("--executor", type=click.Choice(EXECUTORS), default=None, help="Default: local, or ray.")
+@click.option("--adc-bits", type=int, default=None, help="ADC bits (default: the device's; 0 = ideal).")
+@click.option("--dac-bits", type=int, default=None, help="DAC bits (default: the device's; 0 = ideal).")
 @click.option(
     "--pool", "pool_file", type=str, default=None, help="Heterogeneous device pool (YAML) for adaptive."
 )
@@ -120,6 +123,8 @@ def matvec(
     lam: str,
     batch: int,
     executor: str | None,
+    adc_bits: int | None,
+    dac_bits: int | None,
     pool_file: str | None,
     no_memory: bool,
     as_json: bool,
@@ -137,6 +142,7 @@ def matvec(
         seed=seed,
         progress=not as_json,
         pool_file=pool_file,
+        crossbar=CrossbarConfig(adc_bits=adc_bits, dac_bits=dac_bits),
     )
     options.validate()
     options.device()
