@@ -107,3 +107,11 @@ def test_adaptive_partition_over_a_heterogeneous_pool_file(tmp_path: Path) -> No
     assert out.partition["strategy"] == "adaptive" and out.tiles >= 2
     assert set(out.program["per_device"]) <= {"EpiRAM", "TaOx-HfOy"}
     assert out.relative_error["full"] < out.relative_error["raw"]
+
+
+def test_ray_address_selects_ray_unless_the_executor_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEDMA_RAY_ADDRESS", raising=False)
+    assert ComputeOptions().executor_kind() == "local"
+    monkeypatch.setenv("SEDMA_RAY_ADDRESS", "127.0.0.1:6379")
+    assert ComputeOptions().executor_kind() == "ray"
+    assert ComputeOptions(executor="local").executor_kind() == "local"
