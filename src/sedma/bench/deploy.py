@@ -126,26 +126,26 @@ def plot(cases: list[dict[str, Any]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    solvers = ["k8s-native", "greedy", "local", "exact"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.2
+    solvers = ["k8s-native", "greedy", "local", "exact", "reference"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    width = 0.16
     for j, solver in enumerate(solvers):
         xs, gaps, secs = [], [], []
         for i, case in enumerate(cases):
-            run = next((r for r in case["runs"] if r["solver"] == solver), None)
+            run = next((r for r in case["runs"] if r["solver"].startswith(solver)), None)
             if run is not None:
-                xs.append(i + (j - 1.5) * width)
+                xs.append(i + (j - 2) * width)
                 gaps.append(100 * run["gap"] + 1e-3)
                 secs.append(run["seconds"])
-        axes[0].bar(xs, gaps, width, label=solver)
+        axes[0].bar(xs, gaps, width, label=solver if solver != "reference" else "reference (best known run)")
         axes[1].bar(xs, secs, width, label=solver)
     labels = [f"{c['agents']}x{c['nodes']}" for c in cases]
     for ax, title in zip(axes, ("gap to best known (%)", "seconds"), strict=True):
         ax.set_xticks(range(len(cases)), labels)
         ax.set_yscale("log")
         ax.set_title(title)
-    axes[0].legend()
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=5, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
