@@ -311,7 +311,8 @@ def _simulate(wf: Any, cl: Any, timeline: str, config: Any, out: str | None, as_
         for ev in pol["events"]:
             adapt = "-" if ev["adaptation_s"] is None else f"{ev['adaptation_s']:.1f} s"
             kept = "-" if ev["retained"] is None else f"{100 * ev['retained']:.0f}%"
-            rows.append((name, ev["event"], adapt, kept, pol["resource_utilisation"], pol["mean_throughput"]))
+            util = f"{100 * pol['resource_utilisation']:.1f}%"
+            rows.append((name, ev["event"], adapt, kept, util, pol["mean_throughput"]))
     print_table(
         "simulation",
         ["policy", "event", "adaptation", "throughput retained", "res. util.", "mean ops/s"],
