@@ -300,12 +300,14 @@ class ProgrammedMatrix:
         p: F32 = out.ax + out.raw - out.wx - noise
         return out.raw, p
 
-    def _unscale(self, prod: npt.NDArray[np.floating], xs_sum: F64, xsc: Scale) -> F64:
-        """Digital un-scaling: s_A s_x P + a₀ s_x Σx̂ + s_A x₀ rowsum(Â) + n a₀ x₀."""
+    def _unscale(self, prods: list[npt.NDArray[np.floating]], xs_sum: F64, xsc: Scale) -> F64:
+        """Digital un-scaling of products at once: s_A s_x P + a₀ s_x Σx̂ + s_A x₀ rowsum(Â) + n a₀ x₀."""
         a0, sa = float(self.scale.lo.ravel()[0]), float(self.scale.span.ravel()[0])
-        x0, sx = xsc.lo.reshape(1, -1), xsc.span.reshape(1, -1)
+        x0, sx = xsc.lo.reshape(1, 1, -1), xsc.span.reshape(1, 1, -1)
         n = self.shape[1]
-        out: F64 = sa * sx * prod + a0 * sx * xs_sum + sa * x0 * self.rowsum[:, None] + n * a0 * x0
+        prod = np.stack(prods, axis=1)  # (m, products, B)
+        rows = self.rowsum[:, None, None]
+        out: F64 = sa * sx * prod + (a0 * sx * xs_sum.reshape(1, 1, -1) + sa * x0 * rows + n * a0 * x0)
         return out
 
     def read(
@@ -322,22 +324,19 @@ class ProgrammedMatrix:
         xs, xsc = scale(vec, mode=self.config.scaling, axis=0)
         xs_sum = xs.sum(axis=0, dtype=np.float64)[None, :]
         raw_s, p_s = self._scaled(xs, mode)
-        squeeze = np.asarray(x).ndim == 1
-
-        def fin(v: npt.NDArray[np.floating] | None) -> npt.NDArray[np.float64] | None:
-            if v is None:
-                return None
-            y = self._unscale(v, xs_sum, xsc)
-            return y[:, 0] if squeeze else y
-
-        full = None
+        prods: list[npt.NDArray[np.floating]] = [raw_s] if p_s is None else [raw_s, p_s]
         if mode == "full" and p_s is not None:
             value = self.lam if lam is None else lam
             self.last_lam = value(p_s, self.noise_var) if callable(value) else float(value)
-            full = fin(corr.smooth(p_s, self.last_lam))
-        raw = fin(raw_s)
+            prods.append(corr.smooth(p_s, self.last_lam))
+        ys = self._unscale(prods, xs_sum, xsc)
+        if np.asarray(x).ndim == 1:
+            ys = ys[:, :, 0]
+        outs: list[F64 | None] = [np.ascontiguousarray(ys[:, i]) for i in range(len(prods))]
+        outs += [None] * (3 - len(outs))
+        raw = outs[0]
         assert raw is not None
-        return Readout(raw, fin(p_s), full, mode)
+        return Readout(raw, outs[1], outs[2], mode)
 
     def program_cost(self) -> Cost:
         """Energy and latency of programming this matrix (:mod:`sedma.compute.energy`)."""
