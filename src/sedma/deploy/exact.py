@@ -1,11 +1,13 @@
 """Exact branch and bound for Eq. 11 that proves optimality on small instances.
 
 Agents are branched in max-connectivity order (each next agent talks most to those already
-placed), so most traffic is priced early. Bound: cost so far + for every unplaced agent its
-cheapest node that still has room, priced against the placed agents (its traffic to other
-unplaced agents is bounded below by 0). Identical nodes (same capacity, same links to all
-others) are interchangeable: only the first empty one of a class is tried. The incumbent is
-warm-started from the local search.
+placed), so most traffic is priced early. Bounds: cost so far + for every unplaced agent its
+cheapest node with room priced against the placed agents, the fractional-knapsack LP of the
+memory term, and a Lagrangian relaxation of the capacities in which matched talking pairs are
+priced jointly. Identical nodes (same capacity, same links to all others) are interchangeable:
+only the first empty one of a class is opened. The incumbent is warm-started from the local
+search. The tree is walked depth first over *batches* of same-depth nodes, every child of a
+batch bounded by one set of array operations.
 """
 
 from __future__ import annotations
@@ -72,7 +74,6 @@ def node_classes(problem: Problem) -> Ints:
 
 
 LAGRANGE_ITERS = 4
-_Children = tuple[Floats, Floats, Floats, Floats]
 
 
 @functools.lru_cache(maxsize=512)
@@ -153,7 +154,7 @@ def lagrangian_bound(
     the parent's ``mu0`` (m,) and are returned per child for its subtree.
     """
     C, R, m = cost.shape
-    mu_c, mu_m = np.repeat(mu0[0][None, :], C, axis=0), np.repeat(mu0[1][None, :], C, axis=0)
+    mu_c, mu_m = mu0[0].copy(), mu0[1].copy()
     best = np.full(C, -np.inf)
     _, owner = _flat_index(C, R, m)
     wc, wm = np.broadcast_to(d_cpu, (C, R)).ravel(), np.broadcast_to(d_mem, (C, R)).ravel()
@@ -182,19 +183,45 @@ def lagrangian_bound(
     return best, mu_c, mu_m
 
 
+@dataclass
+class _Batch:
+    """Tree nodes at one depth, as arrays (one row per node): they are bounded together."""
+
+    assign: Ints  # (F, n) node per agent, -1 while unplaced
+    g: Floats  # (F,) Eq. 11 cost of the placed agents
+    rows: Floats  # (F, n, m) traffic cost of each agent on each node towards the placed agents
+    free_cpu: Floats  # (F, m)
+    free_mem: Floats  # (F, m)
+    used: NDArray[np.bool_]  # (F, m) node holds an agent
+    mu_c: Floats  # (F, m) Lagrangian prices inherited by the subtree
+    mu_m: Floats
+    lb: Floats  # (F,) the bound each node was admitted with
+
+    def take(self, idx: Ints) -> _Batch:
+        return _Batch(*(getattr(self, f)[idx] for f in _BATCH_FIELDS))
+
+    def __len__(self) -> int:
+        return len(self.g)
+
+
+_BATCH_FIELDS = ("assign", "g", "rows", "free_cpu", "free_mem", "used", "mu_c", "mu_m", "lb")
+CHUNK_ELEMENTS = 1_500_000  # (nodes × children × unplaced × nodes) per vectorised step
+
+
 class _Search:
+    """Depth-first over *batches* of tree nodes: each step bounds every child of up to a chunk
+    of same-depth nodes with one set of array operations, so the per-node Python cost vanishes."""
+
     def __init__(self, problem: Problem, incumbent: Ints | None, deadline: float) -> None:
         self.pb, self.deadline = problem, deadline
         self.order = branch_order(problem)
-        self.cls = node_classes(problem)
+        cls = node_classes(problem)
+        # before[j, k]: j is an earlier node of k's class (symmetry breaking on empty nodes).
+        self.before = (cls[:, None] == cls[None, :]) & (np.arange(problem.m)[:, None] < np.arange(problem.m))
         self.best_p = None if incumbent is None else incumbent.copy()
         self.best_v = np.inf if incumbent is None else objective(problem, incumbent)
-        self.p = np.full(problem.n, -1, dtype=np.int64)
-        self.free_cpu, self.free_mem = problem.cap_cpu.copy(), problem.cap_mem.copy()
-        self.count = np.zeros(problem.m, dtype=np.int64)
         self.explored = 0
         self.timed_out = False
-        self.open_bounds: list[float] = []  # bounds of subtrees abandoned at the deadline
         self.unary = problem.unary
         self.by_size = np.argsort(-problem.cap_mem, kind="stable")
         self.inv_size = 1.0 / problem.cap_mem[self.by_size]
@@ -203,107 +230,118 @@ class _Search:
         self.pairings = [pairing(problem.traffic, self.order[d + 1 :]) for d in range(problem.n)]
         self.rest_mem = np.append(np.cumsum(problem.mem[self.order][::-1])[::-1], 0.0)
 
-    def rest_bound(self, rows: Floats, depth: int) -> float:
-        """Lower bound on the unplaced agents' share of Eq. 11.
-
-        max of (a) Σ_i min over nodes with room of (traffic to placed + λ·overhead) and
-        (b) Σ_i min traffic to placed + the fractional-knapsack bound of the memory term:
-        λ·Σ_i mem_i/mem(p_i) = λ·Σ_k load_k/mem_k is linear in bytes, so pouring the unplaced
-        bytes into the free memory of the largest nodes first is its exact LP relaxation.
-        """
-        rest = self.order[depth:]
-        if len(rest) == 0:
-            return 0.0
-        ok = (self.pb.cpu[rest, None] <= self.free_cpu + _EPS) & (
-            self.pb.mem[rest, None] <= self.free_mem + _EPS
+    def root(self) -> _Batch:
+        pb = self.pb
+        z = np.zeros((1, pb.m))
+        return _Batch(
+            np.full((1, pb.n), -1, dtype=np.int64),
+            np.zeros(1),
+            np.zeros((1, pb.n, pb.m)),
+            pb.cap_cpu[None].copy(),
+            pb.cap_mem[None].copy(),
+            np.zeros((1, pb.m), dtype=bool),
+            z.copy(),
+            z.copy(),
+            np.zeros(1),
         )
-        both = float(np.where(ok, rows[rest] + self.unary[rest], np.inf).min(axis=1).sum())
-        comm = float(np.where(ok, rows[rest], np.inf).min(axis=1).sum())
-        free = np.maximum(self.free_mem[self.by_size], 0.0)
-        before = np.cumsum(free) - free
-        take = np.clip(self.rest_mem[depth] - before, 0.0, free)
-        return max(both, comm + self.pb.lam * float((take * self.inv_size).sum()))
 
-    def child_bounds(self, depth: int, g: float, rows: Floats, mu: tuple[Floats, Floats]) -> _Children:
-        """Cost so far, lower bound and capacity prices of placing agent order[depth] on each node."""
+    def run(self) -> float:
+        """Search; returns the smallest bound of any node left open (the incumbent if none)."""
+        stack: list[tuple[int, _Batch]] = [(0, self.root())]
+        while stack:
+            if time.perf_counter() > self.deadline:
+                self.timed_out = True
+                return min([self.best_v, *(float(b.lb.min()) for _, b in stack)])
+            depth, batch = stack.pop()
+            batch = batch.take(np.flatnonzero(batch.lb < self.best_v - _EPS))
+            if len(batch) == 0:
+                continue
+            self.explored += len(batch)
+            children = self.expand(depth, batch)
+            if children is None or len(children) == 0:
+                continue
+            per = max(1, CHUNK_ELEMENTS // max(1, self.pb.m * self.pb.m * (self.pb.n - depth)))
+            order = np.argsort(-children.lb, kind="stable")  # best bounds popped first
+            for start in range(0, len(order), per):
+                stack.append((depth + 1, children.take(order[start : start + per])))
+        return self.best_v
+
+    def expand(self, depth: int, b: _Batch) -> _Batch | None:
+        """Children of every node in ``b`` (agent order[depth] on each node) that beat the incumbent."""
         pb, i = self.pb, int(self.order[depth])
         eye = np.eye(pb.m)
-        fc = self.free_cpu[None, :] - pb.cpu[i] * eye  # (child k, node k')
-        fm = self.free_mem[None, :] - pb.mem[i] * eye
-        g2 = g + rows[i] + self.unary[i]
-        valid = (fc.diagonal() >= -_EPS) & (fm.diagonal() >= -_EPS) & self.first_of_class()
-        rest = self.order[depth + 1 :]
-        mu_c, mu_m = np.repeat(mu[0][None, :], pb.m, axis=0), np.repeat(mu[1][None, :], pb.m, axis=0)
-        if len(rest) == 0:
-            return g2, np.where(valid, g2, np.inf), mu_c, mu_m
-        ok = (pb.cpu[rest][None, :, None] <= fc[:, None, :] + _EPS) & (
-            pb.mem[rest][None, :, None] <= fm[:, None, :] + _EPS
+        fc = b.free_cpu[:, None, :] - pb.cpu[i] * eye  # (F, child k, node)
+        fm = b.free_mem[:, None, :] - pb.mem[i] * eye
+        g2 = b.g[:, None] + b.rows[:, i, :] + self.unary[i][None, :]
+        blocked = (~b.used).astype(np.int64) @ self.before.astype(np.int64) > 0
+        valid = (np.diagonal(fc, axis1=1, axis2=2) >= -_EPS) & (np.diagonal(fm, axis1=1, axis2=2) >= -_EPS)
+        valid &= b.used | ~blocked
+        if depth + 1 == pb.n:
+            self.leaves(b, i, np.where(valid, g2, np.inf))
+            return None
+        lb, mu_c, mu_m = self.bounds(depth, b, i, g2, valid, fc, fm)
+        f_idx, k_idx = np.nonzero(valid & (lb < self.best_v - _EPS))
+        rows = b.rows[f_idx] + pb.traffic[:, i][None, :, None] * pb.netcost[k_idx][:, None, :]
+        assign = b.assign[f_idx].copy()
+        assign[:, i] = k_idx
+        used = b.used[f_idx].copy()
+        used[np.arange(len(k_idx)), k_idx] = True
+        return _Batch(
+            assign,
+            g2[f_idx, k_idx],
+            rows,
+            fc[f_idx, k_idx],
+            fm[f_idx, k_idx],
+            used,
+            mu_c[f_idx, k_idx],
+            mu_m[f_idx, k_idx],
+            lb[f_idx, k_idx],
         )
-        comm_rows = rows[rest][None, :, :] + pb.traffic[rest, i][None, :, None] * pb.netcost[:, None, :]
-        cost = np.where(ok, comm_rows + self.unary[rest][None], np.inf)
-        both = cost.min(axis=2).sum(axis=1)
-        comm = np.where(ok, comm_rows, np.inf).min(axis=2).sum(axis=1)
-        # Fractional knapsack of the memory term (see rest_bound), one row per child.
-        free = np.maximum(fm[:, self.by_size], 0.0)
-        before = np.cumsum(free, axis=1) - free
+
+    def leaves(self, b: _Batch, i: int, values: Floats) -> None:
+        f, k = np.unravel_index(int(np.argmin(values)), values.shape)
+        if values[f, k] < self.best_v - _EPS:
+            self.best_v = float(values[f, k])
+            self.best_p = b.assign[f].copy()
+            self.best_p[i] = k
+
+    def bounds(
+        self, depth: int, b: _Batch, i: int, g2: Floats, valid: NDArray[np.bool_], fc: Floats, fm: Floats
+    ) -> tuple[Floats, Floats, Floats]:
+        """(F, m) lower bounds of the children, and their Lagrangian prices."""
+        pb, rest = self.pb, self.order[depth + 1 :]
+        m = g2.shape[1]
+        ok = (pb.cpu[rest][None, None, :, None] <= fc[:, :, None, :] + _EPS) & (
+            pb.mem[rest][None, None, :, None] <= fm[:, :, None, :] + _EPS
+        )
+        comm_rows = (
+            b.rows[:, None, rest, :] + pb.traffic[rest, i][None, None, :, None] * pb.netcost[None, :, None, :]
+        )
+        cost = np.where(ok, comm_rows + self.unary[rest][None, None], np.inf)
+        both = cost.min(axis=3).sum(axis=2)
+        comm = np.where(ok, comm_rows, np.inf).min(axis=3).sum(axis=2)
+        # Fractional knapsack of the memory term: λ·Σ load_k/mem_k is linear in bytes.
+        free = np.maximum(fm[:, :, self.by_size], 0.0)
+        before = np.cumsum(free, axis=2) - free
         take = np.clip(self.rest_mem[depth + 1] - before, 0.0, free)
-        frac = pb.lam * (take * self.inv_size).sum(axis=1)
-        cheap = g2 + np.maximum(both, comm + frac)
-        # Only children the cheap bound cannot prune pay for the Lagrangian one.
-        open_ = np.flatnonzero(valid & (cheap < self.best_v - _EPS))
-        if len(open_) and len(rest) > 1:
-            lag, mu_c[open_], mu_m[open_] = lagrangian_bound(
-                cost[open_],
+        lb = g2 + np.maximum(both, comm + pb.lam * (take * self.inv_size).sum(axis=2))
+        mu_c = np.repeat(b.mu_c[:, None, :], m, axis=1)
+        mu_m = np.repeat(b.mu_m[:, None, :], m, axis=1)
+        f_o, k_o = np.nonzero(valid & (lb < self.best_v - _EPS))
+        if len(f_o) and len(rest) > 1:
+            lag, mu_c[f_o, k_o], mu_m[f_o, k_o] = lagrangian_bound(
+                cost[f_o, k_o],
                 pb.cpu[rest] / self.s_cpu,
                 pb.mem[rest] / self.s_mem,
-                fc[open_] / self.s_cpu,
-                fm[open_] / self.s_mem,
-                self.best_v - g2[open_],
-                mu,
+                fc[f_o, k_o] / self.s_cpu,
+                fm[f_o, k_o] / self.s_mem,
+                self.best_v - g2[f_o, k_o],
+                (mu_c[f_o, k_o], mu_m[f_o, k_o]),
                 self.pairings[depth],
                 pb.netcost,
             )
-            cheap[open_] = np.maximum(cheap[open_], g2[open_] + lag)
-        return g2, np.where(valid, cheap, np.inf), mu_c, mu_m
-
-    def first_of_class(self) -> NDArray[np.bool_]:
-        """Symmetry breaking: of identical empty nodes only the first may be opened."""
-        empty = self.count == 0
-        keep: NDArray[np.bool_] = ~empty
-        seen: set[int] = set()
-        for k in np.flatnonzero(empty):
-            c = int(self.cls[k])
-            if c not in seen:
-                seen.add(c)
-                keep[k] = True
-        return keep
-
-    def dfs(self, depth: int, g: float, rows: Floats, mu: tuple[Floats, Floats]) -> None:
-        self.explored += 1
-        i = int(self.order[depth])
-        g2, bounds, mu_c, mu_m = self.child_bounds(depth, g, rows, mu)
-        for k in np.argsort(bounds, kind="stable"):
-            k = int(k)
-            if not bounds[k] < self.best_v - _EPS:
-                break
-            if depth + 1 == self.pb.n:
-                self.best_v, self.best_p = float(g2[k]), self.p.copy()
-                self.best_p[i] = k
-                continue
-            if time.perf_counter() > self.deadline:
-                self.timed_out = True
-                self.open_bounds.append(float(bounds[k]))
-                continue
-            self._assign(i, k, +1)
-            new_rows = rows + np.outer(self.pb.traffic[:, i], self.pb.netcost[k])
-            self.dfs(depth + 1, float(g2[k]), new_rows, (mu_c[k], mu_m[k]))
-            self._assign(i, k, -1)
-
-    def _assign(self, i: int, k: int, sign: int) -> None:
-        self.p[i] = k if sign > 0 else -1
-        self.count[k] += sign
-        self.free_cpu[k] -= sign * self.pb.cpu[i]
-        self.free_mem[k] -= sign * self.pb.mem[i]
+            lb[f_o, k_o] = np.maximum(lb[f_o, k_o], g2[f_o, k_o] + lag)
+        return np.where(valid, lb, np.inf), mu_c, mu_m
 
 
 def branch_and_bound(problem: Problem, incumbent: Ints | None, *, time_limit: float = 10.0) -> ExactResult:
@@ -312,13 +350,10 @@ def branch_and_bound(problem: Problem, incumbent: Ints | None, *, time_limit: fl
     Without an incumbent the search also decides feasibility: InputError when none exists.
     """
     search = _Search(problem, incumbent, time.perf_counter() + time_limit)
-    root_rows = np.zeros((problem.n, problem.m))
-    root = search.rest_bound(root_rows, 0)
-    search.dfs(0, 0.0, root_rows, (np.zeros(problem.m), np.zeros(problem.m)))
+    bound = search.run()
     if search.best_p is None:
         why = "within the time limit" if search.timed_out else "(proven by exhaustive search)"
         raise InputError(f"exact: no feasible placement {why}")
     if search.timed_out:
-        bound = min([search.best_v, *search.open_bounds])
-        return ExactResult(search.best_p, search.best_v, max(bound, root), False, search.explored)
+        return ExactResult(search.best_p, search.best_v, min(bound, search.best_v), False, search.explored)
     return ExactResult(search.best_p, search.best_v, search.best_v, True, search.explored)
