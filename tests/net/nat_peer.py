@@ -21,7 +21,8 @@ import numpy as np
 from sedma.net.holepunch import NatTransport, PunchConfig, attach_behind_nat, register_nat_api
 from sedma.net.identity import Identity
 from sedma.net.node import Node, NodeConfig
-from sedma.net.relay import RelayLimits, RelayReservation, RelayServer
+from sedma.net.relay import RelayReservation, RelayServer
+from sedma.net.relay_limits import RelayLimits
 from sedma.net.rpc import Caller, RpcConfig, RpcEndpoint
 from sedma.net.tensor import Manifest, assemble_tensor, chunk_tensor
 from sedma.net.transport import TcpTransport

@@ -13,25 +13,23 @@ import pytest
 from nat_procs import addr_arg, dial_local, start_local
 
 from sedma.errors import ConfigError
-from sedma.net.holepunch import NatTransport, PunchConfig, adopt_socket
+from sedma.net.holepunch import NatTransport, PunchConfig
 from sedma.net.identity import Identity
 from sedma.net.relay import (
     HEADER,
     MAGIC,
     VERSION,
-    RelayBook,
-    RelayLimits,
-    RelayRefused,
     RelayReservation,
     RelayServer,
     SocketChannel,
     body_length,
-    circuit_verdict,
     dial_relay,
     pack,
     unpack,
 )
+from sedma.net.relay_limits import RelayBook, RelayLimits, RelayRefused, circuit_verdict
 from sedma.net.rpc import Caller, RpcEndpoint
+from sedma.net.transport import TcpTransport
 from sedma.net.types import PeerError, PeerInfo, ProtocolError
 
 PID_A, PID_B, PID_C = b"\x12\x20" + b"a" * 32, b"\x12\x20" + b"b" * 32, b"\x12\x20" + b"c" * 32
@@ -270,7 +268,7 @@ def test_adopted_circuit_carries_rpc_with_a_proven_peer_id() -> None:
         await ch.send({"op": "punch", "addrs": [], "nonce": b"n" * 32})  # decline punching
         assert (await ch.recv(5.0))["op"] == "punch"
         await ch.send({"op": "use", "path": "relay"})
-        conn = await adopt_socket(outcome_sock, max_frame=1 << 20)
+        conn = await TcpTransport(max_frame=1 << 20).adopt(outcome_sock)
         from sedma.net.rpc import RpcConnection
 
         client = RpcEndpoint(me, NatTransport(me))

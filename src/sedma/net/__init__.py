@@ -7,8 +7,11 @@ does. Everything else lives in private-by-convention modules documented in READM
 from sedma.net.client import NodeClient
 from sedma.net.dht.node import DhtConfig
 from sedma.net.exchange import ExchangeConfig
+from sedma.net.holepunch import NatTransport, PunchConfig
 from sedma.net.identity import Identity
 from sedma.net.node import Node, NodeConfig
+from sedma.net.relay import RelayServer
+from sedma.net.relay_limits import RelayLimits
 from sedma.net.rpc import RemoteError, RpcConfig
 from sedma.net.types import (
     IntegrityError,
@@ -26,6 +29,7 @@ __all__ = [
     "ExchangeConfig",
     "Identity",
     "IntegrityError",
+    "NatTransport",
     "NetError",
     "Node",
     "NodeClient",
@@ -35,6 +39,9 @@ __all__ = [
     "PeerLoad",
     "PeerStats",
     "ProtocolError",
+    "PunchConfig",
+    "RelayLimits",
+    "RelayServer",
     "RemoteError",
     "RequestFn",
     "RpcConfig",

@@ -48,6 +48,11 @@ def node() -> None:
 @click.option("--bootstrap", multiple=True, help="HOST:PORT of a peer to join through (repeatable).")
 @click.option("--relay", is_flag=True, help="Also serve as a circuit relay for peers behind NATs.")
 @click.option("--relay-port", type=int, default=0, show_default=True, help="Relay port (0: any free).")
+@click.option(
+    "--no-autonat",
+    is_flag=True,
+    help="Do not ask bootstrap peers to dial back (never reserve a relay slot).",
+)
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="adaptive", show_default=True)
 def start(
@@ -55,6 +60,7 @@ def start(
     bootstrap: tuple[str, ...],
     relay: bool,
     relay_port: int,
+    no_autonat: bool,
     metrics_port: int | None,
     strategy: str,
 ) -> None:
@@ -63,7 +69,13 @@ def start(
 
     host, port = parse_addr(listen, field="--listen")
     config = NodeConfig(
-        host=host, port=port, bootstrap=bootstrap, relay=relay, relay_port=relay_port, strategy=strategy
+        host=host,
+        port=port,
+        bootstrap=bootstrap,
+        relay=relay,
+        relay_port=relay_port,
+        autonat=not no_autonat,
+        strategy=strategy,
     )
     setup_logging()
     _run(run_node(config, metrics_port=metrics_port))

@@ -84,11 +84,12 @@ class _ClientApi:
 
 def node_info(node: Node) -> dict[str, Any]:
     """Identity, address and counters of a node (for ``peers`` and metrics)."""
-    relay = node.relay_address
+    relay, reserved = node.relay_address, node.endpoint.relay
     return {
         "peer_id": peer_id_text(node.identity.peer_id),
         "addr": node.addr,
         "relay": f"{relay[0]}:{relay[1]}" if relay else None,
+        "reservation": f"{reserved[1]}:{reserved[2]}" if reserved else None,
         "strategy": node.config.strategy,
         "known_peers": len(node.dht.routing),
         "blocks": len(node.store),

@@ -39,7 +39,6 @@ from sedma.errors import ConfigError
 from sedma.net.identity import Identity
 from sedma.net.relay import (
     Address,
-    RelayAddr,
     RelayReservation,
     RelayServer,
     SocketChannel,
@@ -51,7 +50,7 @@ from sedma.net.relay import (
 )
 from sedma.net.rpc import Caller, RpcConfig, RpcEndpoint
 from sedma.net.transport import Connection, ConnectionHandler, Listener, TcpTransport, Transport
-from sedma.net.types import PeerError, PeerInfo, ProtocolError
+from sedma.net.types import PeerError, PeerInfo, ProtocolError, RelayAddr
 
 log = logging.getLogger("sedma.net.holepunch")
 _TAG = 8
@@ -303,16 +302,6 @@ async def _expect_use(ch: SocketChannel, cfg: PunchConfig) -> dict[str, Any]:
 
 
 # -- the transport ----------------------------------------------------------------------------------
-async def adopt_socket(sock: socket.socket, *, max_frame: int) -> Connection:
-    """Wrap a connected socket (a circuit or a punched hole) as a frame :class:`Connection`."""
-    # The TCP transport has no public "adopt" yet; its protocol class is the one frame codec.
-    from sedma.net.transport import _FrameProtocol
-
-    loop = asyncio.get_running_loop()
-    _, proto = await loop.create_connection(lambda: _FrameProtocol(max_frame=max_frame), sock=sock)
-    return proto
-
-
 class NatTransport(Transport):
     """TCP, plus relayed circuits with a hole-punching upgrade for peers behind NATs."""
 
@@ -366,7 +355,7 @@ class NatTransport(Transport):
             raise
         self.paths[target] = outcome.path
         log.info("reached %s by %s (%s)", target.hex()[:12], outcome.path, outcome.reason or "ok")
-        return await adopt_socket(outcome.sock, max_frame=self.inner.max_frame)
+        return await self.inner.adopt(outcome.sock)
 
     def stats(self) -> dict[str, int]:
         """Connections by path, outbound (last path per routed peer) and inbound circuits, for metrics."""
@@ -439,7 +428,11 @@ class NatTransport(Transport):
             return
         self.inbound_paths.append(outcome.path)
         self._inbound_total[outcome.path] += 1
-        conn = await adopt_socket(outcome.sock, max_frame=self.inner.max_frame)
+        try:
+            conn = await self.inner.adopt(outcome.sock)
+        except PeerError as exc:
+            log.warning("relayed circuit unusable: %s", exc)
+            return
         if self._on_connection is None:
             conn.close()  # nothing listens for inbound connections here
             return

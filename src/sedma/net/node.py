@@ -27,13 +27,14 @@ from sedma.net.cache import CacheConfig, TensorCache
 from sedma.net.dht.node import DhtConfig, DhtNode
 from sedma.net.dht.routing import distance
 from sedma.net.exchange import METHODS, BlockExchange, ExchangeConfig, ProviderOutcome
+from sedma.net.holepunch import NatTransport, attach_behind_nat, register_nat_api
 from sedma.net.identity import Identity, peer_id_text
 from sedma.net.replication import ReplicationConfig, replicate
 from sedma.net.rpc import Caller, RpcConfig, RpcEndpoint
 from sedma.net.selection import STRATEGIES, SelectionConfig, feature_matrix, scores, select
 from sedma.net.store import BlockStore, StoreConfig
 from sedma.net.tensor import Manifest, assemble_tensor, chunk_tensor
-from sedma.net.transport import TcpTransport, Transport
+from sedma.net.transport import Transport
 from sedma.net.types import PeerError, PeerInfo, PeerStats
 from sedma.net.weights import WeightConfig, WeightLearner, make_decision
 
@@ -66,6 +67,8 @@ class NodeConfig:
     ephemeral: bool = False  # fresh identity and a private block directory (swarms, tests)
     relay: bool = False  # also serve as a circuit relay for peers behind NATs
     relay_port: int = 0
+    # Ask the bootstrap peers to dial us back; when none can, reserve a slot on a relay they run.
+    autonat: bool = True
     use_memory: bool = True
     store_budget_bytes: int = 1 << 30
     cache_budget_bytes: int = 256 << 20
@@ -113,7 +116,7 @@ class Node:
         identity: Identity | None = None,
     ) -> None:
         self.config = (config or NodeConfig()).validate()
-        self.transport = transport or TcpTransport()
+        self.transport = transport or NatTransport()
         self.memory = memory
         self._identity = identity
         self.stats = NodeStats()
@@ -154,7 +157,10 @@ class Node:
         self._register()
         await self.endpoint.listen(self.config.host, self.config.port)
         await self._start_relay()
-        await self.join([parse_addr(a, field="bootstrap") for a in self.config.bootstrap])
+        register_nat_api(self.endpoint, relay=self._relay)
+        boot = [parse_addr(a, field="bootstrap") for a in self.config.bootstrap]
+        await self._attach_behind_nat(boot)
+        await self.join(boot)
         self.dht.start()
         self.endpoint.start_reaper()
         self._started = True
@@ -175,6 +181,25 @@ class Node:
         self._relay = RelayServer(self.identity)
         self.relay_address = await self._relay.start(self.config.host, self.config.relay_port)
 
+    async def _attach_behind_nat(self, boot: list[tuple[str, int]]) -> None:
+        """AutoNAT before joining: when no bootstrap peer can dial us, reserve on a relay.
+
+        It runs before the DHT join so that every peer learns our relay with our address: the
+        probe connections (made without it) are closed, and the join re-dials with it.
+        """
+        transport = self.transport
+        if not (boot and self.config.autonat and self._relay is None and isinstance(transport, NatTransport)):
+            return
+        reservation = await attach_behind_nat(
+            self.endpoint, transport, [PeerInfo(b"", h, p) for h, p in boot]
+        )
+        if reservation is None:
+            return
+        self.endpoint.relay = reservation.relay
+        self.endpoint.close_connections()
+        relay_id, host, port = reservation.relay
+        log.info("behind a NAT: reachable through relay %s at %s:%d", peer_id_text(relay_id)[:16], host, port)
+
     async def join(self, addrs: list[tuple[str, int]]) -> int:
         """Bootstrap into the DHT (FIND_NODE(self), then bucket refresh); returns peers known."""
         if not addrs:
@@ -188,6 +213,7 @@ class Node:
         self._started = False
         await self.dht.stop()
         await self.endpoint.close()
+        await self.transport.close()
         if self._relay is not None:
             await self._relay.close()
         self.cache.flush()
@@ -204,7 +230,7 @@ class Node:
     @property
     def info(self) -> PeerInfo:
         host, port = self.endpoint.advertised or (self.config.host, self.config.port)
-        return PeerInfo(self.identity.peer_id, host, port)
+        return PeerInfo(self.identity.peer_id, host, port, self.endpoint.relay)
 
     @property
     def addr(self) -> str:
@@ -427,6 +453,7 @@ def _peer_row(s: PeerStats, score: float) -> dict[str, Any]:
         "rtt_ms": round(s.rtt_ms, 4),
         "mem_free_gb": round(s.mem_free_gb, 3),
         "score": round(score, 4),
+        "relay": f"{s.peer.relay[1]}:{s.peer.relay[2]}" if s.peer.relay else None,
     }
 
 

@@ -9,8 +9,8 @@ The relay never sees a frame of the end-to-end protocol, so the usual RPC handsh
 the circuit still proves the far peer's id: a relay cannot impersonate anyone.
 
 Limits (reservations, circuits in total and per peer, bytes and seconds per circuit) are kept
-in :class:`RelayBook`, plain bookkeeping with the clock passed in, so they are unit-tested
-without sockets. The messages are wire frames (:mod:`sedma.net.wire`) with small msgpack
+in :class:`~sedma.net.relay_limits.RelayBook`, plain bookkeeping with the clock passed in, so
+they are unit-tested without sockets. The messages are wire frames (:mod:`sedma.net.wire`) with small msgpack
 bodies, read with exact lengths so no byte of the spliced stream is ever consumed by mistake.
 """
 
@@ -24,12 +24,12 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sedma.errors import ConfigError
 from sedma.net.identity import Identity, peer_id_from_public, peer_id_text, verify
-from sedma.net.types import PeerError, ProtocolError
+from sedma.net.relay_limits import Circuit, RelayBook, RelayLimits, RelayRefused, circuit_verdict
+from sedma.net.types import PeerError, ProtocolError, RelayAddr
 from sedma.net.wire import HEADER, HEADER_SIZE, MAGIC, VERSION, FrameDecoder, Kind, encode
 
 log = logging.getLogger("sedma.net.relay")
@@ -38,117 +38,6 @@ _CTX_RESERVE = b"sedma-relay-v1/reserve"
 _CTX_RELAY = b"sedma-relay-v1/relay"
 
 Address = tuple[str, int]
-
-
-class RelayRefused(PeerError):
-    """The relay declined a reservation or a circuit; ``code`` says why."""
-
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class RelayLimits:
-    """What one relay is willing to carry (the DoS bounds of circuit relay v2)."""
-
-    max_reservations: int = 128
-    max_connections: int = 1024  # open client connections of any kind, handshakes included
-    max_circuits: int = 256
-    max_circuits_per_peer: int = 16
-    circuit_bytes: int = 256 * 1024 * 1024  # both directions together
-    circuit_seconds: float = 300.0
-    reservation_ttl: float = 3600.0
-    accept_timeout: float = 5.0  # how long a reserved peer has to accept a circuit
-
-    def validate(self) -> RelayLimits:
-        counts = (
-            "max_reservations",
-            "max_connections",
-            "max_circuits",
-            "max_circuits_per_peer",
-            "circuit_bytes",
-        )
-        for name in counts:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"RelayLimits.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("circuit_seconds", "reservation_ttl", "accept_timeout"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"RelayLimits.{name} must be > 0, got {getattr(self, name)}")
-        return self
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    expires_at: float
-    owner: int  # id of the control connection holding it; a newer one replaces it
-
-
-@dataclass(frozen=True, slots=True)
-class Circuit:
-    target: bytes
-    opened_at: float
-
-
-@dataclass
-class RelayBook:
-    """Reservations and circuits of one relay; every method takes the time, none does I/O."""
-
-    limits: RelayLimits = field(default_factory=RelayLimits)
-    reservations: dict[bytes, Reservation] = field(default_factory=dict)
-    circuits: dict[bytes, Circuit] = field(default_factory=dict)
-
-    def reserve(self, peer_id: bytes, owner: int, now: float) -> float:
-        """Grant (or renew) ``peer_id``'s slot; return its expiry time."""
-        self.expire(now)
-        if peer_id not in self.reservations and len(self.reservations) >= self.limits.max_reservations:
-            raise RelayRefused(
-                f"relay holds {len(self.reservations)} reservations (maximum)", code="reservations_full"
-            )
-        expires = now + self.limits.reservation_ttl
-        self.reservations[peer_id] = Reservation(expires, owner)
-        return expires
-
-    def release(self, peer_id: bytes, owner: int) -> bool:
-        """Drop the slot if ``owner`` still holds it (a re-reservation may have replaced it)."""
-        held = self.reservations.get(peer_id)
-        if held is None or held.owner != owner:
-            return False
-        del self.reservations[peer_id]
-        return True
-
-    def expire(self, now: float) -> list[bytes]:
-        """Remove reservations past their expiry; return whose."""
-        gone = [pid for pid, r in self.reservations.items() if r.expires_at <= now]
-        for pid in gone:
-            del self.reservations[pid]
-        return gone
-
-    def open_circuit(self, target: bytes, token: bytes, now: float) -> Circuit:
-        """Admit a circuit to ``target`` under ``token`` or refuse it with a reason code."""
-        self.expire(now)
-        if target not in self.reservations:
-            raise RelayRefused(f"no reservation for {peer_id_text(target)[:16]}", code="no_reservation")
-        if len(self.circuits) >= self.limits.max_circuits:
-            raise RelayRefused(f"relay carries {len(self.circuits)} circuits (maximum)", code="circuits_full")
-        per_peer = sum(1 for c in self.circuits.values() if c.target == target)
-        if per_peer >= self.limits.max_circuits_per_peer:
-            raise RelayRefused(f"peer has {per_peer} circuits (maximum)", code="peer_circuits_full")
-        circuit = Circuit(target, now)
-        self.circuits[token] = circuit
-        return circuit
-
-    def close_circuit(self, token: bytes) -> None:
-        self.circuits.pop(token, None)
-
-
-def circuit_verdict(limits: RelayLimits, *, carried: int, opened_at: float, now: float) -> str | None:
-    """Why a circuit must be cut now (bytes or time cap reached), or None while within limits."""
-    if carried > limits.circuit_bytes:
-        return f"byte cap {limits.circuit_bytes} reached"
-    if now - opened_at >= limits.circuit_seconds:
-        return f"time cap {limits.circuit_seconds:g} s reached"
-    return None
 
 
 # -- messages -------------------------------------------------------------------------------------
@@ -508,7 +397,6 @@ class RelayServer:
 
 
 # -- the client side: reserving a slot, dialling through the relay ---------------------------------
-RelayAddr = tuple[bytes, str, int]  # (peer id, host, port) as in PeerInfo.relay
 CircuitHandler = Callable[[SocketChannel, dict[str, Any]], Awaitable[None]]
 
 

@@ -22,7 +22,15 @@ from typing import Any
 from sedma.errors import ConfigError, SedmaError
 from sedma.net.identity import Identity, peer_id_from_public, peer_id_text, verify
 from sedma.net.transport import Connection, Listener, Transport
-from sedma.net.types import PeerError, PeerInfo, PeerLoad, ProtocolError
+from sedma.net.types import (
+    PeerError,
+    PeerInfo,
+    PeerLoad,
+    ProtocolError,
+    RelayAddr,
+    relay_from_wire,
+    relay_to_wire,
+)
 from sedma.net.wire import Frame, Kind
 
 log = logging.getLogger("sedma.net.rpc")
@@ -49,9 +57,13 @@ class RpcConfig:
     max_inflight: int = 256  # inbound requests handled at once per connection
     stream_window: int = 8  # stream items the sender may have in flight
     idle_timeout: float = 300.0  # a connection unused this long is closed (re-dialled on demand)
+    # Reaching a peer behind a NAT costs a failed direct dial, a circuit and a hole-punch
+    # attempt (up to 2 s) whatever the request's own timeout; only the dial gets this long.
+    relayed_connect_timeout: float = 6.0
 
     def validate(self) -> RpcConfig:
-        for name in ("connect_timeout", "handshake_timeout", "request_timeout", "idle_timeout"):
+        names = ("connect_timeout", "handshake_timeout", "request_timeout", "idle_timeout")
+        for name in (*names, "relayed_connect_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"RpcConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.max_inflight < 1 or self.stream_window < 1:
@@ -148,7 +160,7 @@ class RpcConnection:
         listen = hello.get("listen")
         if isinstance(listen, list) and len(listen) == 2 and isinstance(listen[1], int):
             host = str(listen[0]) if listen[0] not in ("0.0.0.0", "::", "") else self.conn.remote[0]
-            info = PeerInfo(peer_id, host, int(listen[1]))
+            info = PeerInfo(peer_id, host, int(listen[1]), relay_from_wire(hello.get("relay")))
         self.caller = Caller(peer_id, public, info, load_from_wire(hello.get("load")))
         self._state = "open"
         if not self.ready.done():
@@ -407,6 +419,7 @@ class RpcEndpoint:
         self.on_peer: list[PeerHook] = []
         self.listener: Listener | None = None
         self.advertised: tuple[str, int] | None = None
+        self.relay: RelayAddr | None = None  # where peers reach us when they cannot dial us
         self._pool: dict[bytes | str, RpcConnection] = {}
         self._dialing: dict[bytes | str, asyncio.Future[RpcConnection]] = {}
         self._all: set[RpcConnection] = set()
@@ -425,7 +438,10 @@ class RpcEndpoint:
     def hello_body(self, nonce: bytes) -> dict[str, Any]:
         load = self.load_fn() if self.load_fn else None
         listen = list(self.advertised) if self.advertised else None
-        return {"pub": self.identity.public, "nonce": nonce, "listen": listen, "load": load_to_wire(load)}
+        body = {"pub": self.identity.public, "nonce": nonce, "listen": listen, "load": load_to_wire(load)}
+        if self.relay is not None:
+            body["relay"] = relay_to_wire(self.relay)
+        return body
 
     async def listen(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Accept connections on ``host:port`` (port 0 picks one); returns the bound address."""
@@ -451,6 +467,8 @@ class RpcEndpoint:
         self._notify(caller, rpc)
 
     def _notify(self, caller: Caller, rpc: RpcConnection) -> None:
+        if caller.info is not None and caller.info.relay is not None:
+            self.transport.add_route(caller.info)
         for hook in self.on_peer:
             hook(caller, rpc)
 
@@ -468,7 +486,11 @@ class RpcEndpoint:
         return await asyncio.shield(pending)
 
     async def _dial(self, peer: PeerInfo, key: bytes | str) -> RpcConnection:
-        conn = await self.transport.connect(peer.host, peer.port, timeout=self.config.connect_timeout)
+        timeout = self.config.connect_timeout
+        if peer.relay is not None:
+            self.transport.add_route(peer)
+            timeout = max(timeout, self.config.relayed_connect_timeout)
+        conn = await self.transport.connect(peer.host, peer.port, timeout=timeout)
         rpc = RpcConnection(conn, self, initiator=True)
         self._all.add(rpc)
         try:
@@ -489,7 +511,8 @@ class RpcEndpoint:
     ) -> dict[str, Any]:
         """The layer's :data:`~sedma.net.types.RequestFn`: one request to ``peer``.
 
-        ``timeout`` bounds the whole request, dialling and handshake included.
+        ``timeout`` bounds the whole request, dialling and handshake included, except that
+        dialling a peer behind a relay may take ``relayed_connect_timeout``.
         """
         limit = timeout or self.config.request_timeout
         key: bytes | str = peer.peer_id or peer.addr
@@ -497,11 +520,13 @@ class RpcEndpoint:
         if rpc is None or rpc.conn.closed:
             loop = asyncio.get_running_loop()
             started = loop.time()
+            dial_limit = limit if peer.relay is None else max(limit, self.config.relayed_connect_timeout)
             try:
-                rpc = await asyncio.wait_for(self.connection(peer), limit)
+                rpc = await asyncio.wait_for(self.connection(peer), dial_limit)
             except TimeoutError as exc:
-                raise PeerError(f"connecting to {peer.addr} timed out after {limit}s") from exc
-            limit = max(0.001, limit - (loop.time() - started))
+                raise PeerError(f"connecting to {peer.addr} timed out after {dial_limit}s") from exc
+            if peer.relay is None:  # a relayed dial has its own budget; the request keeps its own
+                limit = max(0.001, limit - (loop.time() - started))
         return await rpc.call(method, body, limit)
 
     async def stream(
@@ -536,6 +561,13 @@ class RpcEndpoint:
             closed = self.close_idle()
             if closed:
                 log.debug("closed %d idle connection(s)", closed)
+
+    def close_connections(self) -> int:
+        """Close every connection but keep listening (peers re-dial and re-handshake)."""
+        live = list(self._all)
+        for rpc in live:
+            rpc.close()
+        return len(live)
 
     def connected(self) -> list[Caller]:
         """Callers of the open, authenticated connections."""

@@ -72,7 +72,21 @@ def metrics_text(nodes: list[Node]) -> str:
     for name, kind, get in series:
         lines.append(f"# TYPE {name} {kind}")
         lines.extend(f'{name}{{node="{n.addr}"}} {float(get(n))}' for n in nodes)
+    lines.extend(_transport_metrics(nodes))
     return "\n".join(lines) + "\n"
+
+
+def _transport_metrics(nodes: list[Node]) -> list[str]:
+    """The NAT transport's counters: paths of outbound (last per peer) and inbound connections,
+    live relay reservations."""
+    stats = [(n, n.transport.stats()) for n in nodes]
+    keys = sorted({k for _, s in stats for k in s})
+    lines: list[str] = []
+    for key in keys:
+        name = f"sedma_net_nat_{key}_total" if key.startswith("in_") else f"sedma_net_nat_{key}"
+        lines.append(f"# TYPE {name} {'counter' if key.startswith('in_') else 'gauge'}")
+        lines.extend(f'{name}{{node="{n.addr}"}} {float(s.get(key, 0))}' for n, s in stats)
+    return lines
 
 
 async def serve_metrics(nodes: list[Node], host: str, port: int) -> asyncio.Server:

@@ -1,9 +1,9 @@
 """Transports: a connection is a bidirectional stream of frames, whatever carries it.
 
-:class:`Connection` and :class:`Transport` are the interface the RPC layer and a future relay
-code against (a relay splices two connections by forwarding frames); :class:`TcpTransport` is
-the asyncio TCP backend, built on ``BufferedProtocol`` so large payloads are received without
-intermediate copies.
+:class:`Connection` and :class:`Transport` are the interface the RPC layer codes against;
+:class:`TcpTransport` is the asyncio TCP backend, built on ``BufferedProtocol`` so large
+payloads are received without intermediate copies, and :meth:`TcpTransport.adopt` wraps
+sockets connected elsewhere (relayed circuits, punched holes: ``holepunch.NatTransport``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from sedma.net.types import PeerError, ProtocolError
+from sedma.net.types import PeerError, PeerInfo, ProtocolError
 from sedma.net.wire import MAX_FRAME, Frame, FrameDecoder, encode
 
 FrameHandler = Callable[[Frame], None]
@@ -78,6 +78,18 @@ class Transport(ABC):
 
     @abstractmethod
     async def listen(self, host: str, port: int, on_connection: ConnectionHandler) -> Listener: ...
+
+    def add_route(self, peer: PeerInfo) -> None:
+        """Note how to reach ``peer`` (its relay); transports without relays ignore it."""
+        return None
+
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics (none for plain transports)."""
+        return {}
+
+    async def close(self) -> None:
+        """Release what the transport holds beyond connections (relay reservations)."""
+        return None
 
 
 class _FrameProtocol(asyncio.BufferedProtocol, Connection):
@@ -214,6 +226,18 @@ class TcpTransport(Transport):
             )
         except (OSError, TimeoutError) as exc:
             raise PeerError(f"cannot connect to {host}:{port}: {exc or 'timed out'}") from exc
+        return proto
+
+    async def adopt(self, sock: socket.socket) -> Connection:
+        """Wrap an already connected socket (a relayed circuit, a punched hole) as a connection."""
+        loop = asyncio.get_running_loop()
+        try:
+            _, proto = await loop.create_connection(
+                lambda: _FrameProtocol(max_frame=self.max_frame), sock=sock
+            )
+        except OSError as exc:
+            sock.close()
+            raise PeerError(f"cannot use the connected socket: {exc}") from exc
         return proto
 
     async def listen(self, host: str, port: int, on_connection: ConnectionHandler) -> Listener:

@@ -13,6 +13,8 @@ from typing import Any
 
 from sedma.errors import SedmaError
 
+RelayAddr = tuple[bytes, str, int]  # (relay peer id, host, relay port)
+
 
 @dataclass(frozen=True, slots=True)
 class PeerInfo:
@@ -24,7 +26,7 @@ class PeerInfo:
     peer_id: bytes
     host: str
     port: int
-    relay: tuple[bytes, str, int] | None = None
+    relay: RelayAddr | None = None
 
     @property
     def dht_key(self) -> bytes:
@@ -34,6 +36,23 @@ class PeerInfo:
     @property
     def addr(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+def relay_to_wire(relay: RelayAddr | None) -> list[Any] | None:
+    """A peer's relay as it travels in handshakes, DHT answers and provider records."""
+    return None if relay is None else [relay[0], relay[1], relay[2]]
+
+
+def relay_from_wire(raw: Any) -> RelayAddr | None:
+    """A relay named on the wire, or None when absent or malformed (never trusted further)."""
+    if not (isinstance(raw, list | tuple) and len(raw) == 3):
+        return None
+    peer_id, host, port = raw
+    if not (isinstance(peer_id, bytes) and isinstance(host, str) and isinstance(port, int)):
+        return None
+    if len(peer_id) != 34 or not host or len(host) > 255 or not 0 < port < 65536:
+        return None
+    return (peer_id, host, port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,7 +157,11 @@ class DhtNode:
                 key = tuple(item)
                 peer = cache[key]
             except TypeError:
-                continue  # not a sequence, or holds unhashable junk: malformed
+                # Not a sequence (malformed), or a relayed peer: its relay entry is a list.
+                relayed = peer_from_wire(item) if isinstance(item, list) and len(item) == 4 else None
+                if relayed is not None:
+                    out.append(relayed)
+                continue
             except KeyError:
                 parsed = peer_from_wire(item)
                 if parsed is None:
@@ -217,7 +221,12 @@ class DhtNode:
         self._provided.add(key)
         host, port = self.endpoint.advertised or ("127.0.0.1", 0)
         rec = ProviderRecord.create(
-            self.endpoint.identity, key, host, port, expires=self.clock() + self.config.provider_ttl
+            self.endpoint.identity,
+            key,
+            host,
+            port,
+            expires=self.clock() + self.config.provider_ttl,
+            relay=self.endpoint.relay,
         )
         self.storage.add_provider(rec, self.clock())
         closest = (await self.find_node(key)).closest

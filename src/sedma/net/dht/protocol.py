@@ -13,7 +13,7 @@ from typing import Any
 from sedma.net.dht.routing import RoutingTable
 from sedma.net.dht.storage import DhtStorage, ProviderRecord, SignedRecord
 from sedma.net.rpc import Caller, RpcEndpoint, load_to_wire
-from sedma.net.types import IntegrityError, PeerInfo, PeerLoad
+from sedma.net.types import IntegrityError, PeerInfo, PeerLoad, relay_from_wire, relay_to_wire
 
 PING = "dht.ping"
 FIND_NODE = "dht.find_node"
@@ -25,19 +25,25 @@ MAX_BATCH = 256  # records or provider records accepted in one STORE / ADD_PROVI
 
 
 def peer_to_wire(peer: PeerInfo) -> list[Any]:
-    return [peer.peer_id, peer.host, peer.port]
+    """``[id, host, port]``, plus ``[relay id, host, port]`` for a peer reached through a relay."""
+    if peer.relay is None:
+        return [peer.peer_id, peer.host, peer.port]
+    return [peer.peer_id, peer.host, peer.port, relay_to_wire(peer.relay)]
 
 
 def peer_from_wire(raw: Any) -> PeerInfo | None:
     """A peer named in an answer, or None when malformed (ignored, never trusted)."""
-    if not (isinstance(raw, list) and len(raw) == 3):
+    if not (isinstance(raw, list) and len(raw) in (3, 4)):
         return None
-    peer_id, host, port = raw
+    peer_id, host, port = raw[:3]
     if not (isinstance(peer_id, bytes) and isinstance(host, str) and isinstance(port, int)):
         return None
     if len(peer_id) != 34 or not 0 < port < 65536:
         return None
-    return PeerInfo(peer_id, host, port)
+    relay = relay_from_wire(raw[3]) if len(raw) == 4 else None
+    if len(raw) == 4 and relay is None:
+        return None  # a relay entry that does not parse: the whole peer is suspect
+    return PeerInfo(peer_id, host, port, relay)
 
 
 def _key(body: dict[str, Any]) -> bytes:

@@ -18,7 +18,7 @@ import msgpack
 
 from sedma.errors import ConfigError
 from sedma.net.identity import Identity, peer_id_from_public, verify
-from sedma.net.types import IntegrityError, PeerInfo, ProtocolError
+from sedma.net.types import IntegrityError, PeerInfo, ProtocolError, RelayAddr, relay_from_wire, relay_to_wire
 
 MAX_VALUE = 16 * 1024
 MAX_TTL = 48 * 3600.0
@@ -92,9 +92,17 @@ class SignedRecord:
         return cls(name, value, publisher, seq, float(expires), sig)
 
 
+def _provider_message(key: bytes, host: str, port: int, expires: float, relay: RelayAddr | None) -> bytes:
+    """What a provider signs; the relay, when there is one, is signed too (``prov2``)."""
+    if relay is None:
+        return _signed(b"prov1", key, host, port, expires)
+    return _signed(b"prov2", key, host, port, expires, relay_to_wire(relay))
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderRecord:
-    """``public``'s signed claim that it serves ``key`` at ``host:port`` until ``expires``."""
+    """``public``'s signed claim that it serves ``key`` at ``host:port`` (or through ``relay``)
+    until ``expires``."""
 
     key: bytes
     public: bytes
@@ -102,33 +110,45 @@ class ProviderRecord:
     port: int
     expires: float
     sig: bytes
+    relay: RelayAddr | None = None
 
     @property
     def peer(self) -> PeerInfo:
-        return PeerInfo(peer_id_from_public(self.public), self.host, self.port)
+        return PeerInfo(peer_id_from_public(self.public), self.host, self.port, self.relay)
 
     @classmethod
-    def create(cls, ident: Identity, key: bytes, host: str, port: int, *, expires: float) -> ProviderRecord:
-        sig = ident.sign(_signed(b"prov1", key, host, port, expires))
-        return cls(key, ident.public, host, port, expires, sig)
+    def create(
+        cls,
+        ident: Identity,
+        key: bytes,
+        host: str,
+        port: int,
+        *,
+        expires: float,
+        relay: RelayAddr | None = None,
+    ) -> ProviderRecord:
+        sig = ident.sign(_provider_message(key, host, port, expires, relay))
+        return cls(key, ident.public, host, port, expires, sig, relay)
 
     def to_wire(self) -> list[Any]:
-        return [self.key, self.public, self.host, self.port, self.expires, self.sig]
+        wire = [self.key, self.public, self.host, self.port, self.expires, self.sig]
+        return wire if self.relay is None else [*wire, relay_to_wire(self.relay)]
 
     @classmethod
     def from_wire(cls, raw: Any) -> ProviderRecord:
         """Parse and verify; :class:`IntegrityError` if malformed or forged."""
-        if not (isinstance(raw, list) and len(raw) == 6):
-            raise IntegrityError("provider record must be a 6-item list")
-        key, public, host, port, expires, sig = raw
+        if not (isinstance(raw, list) and len(raw) in (6, 7)):
+            raise IntegrityError("provider record must be a 6- or 7-item list")
+        key, public, host, port, expires, sig = raw[:6]
         ok = isinstance(key, bytes) and len(key) == 32 and isinstance(public, bytes)
         ok = ok and len(public) == 32 and isinstance(host, str) and isinstance(port, int)
         ok = ok and isinstance(expires, int | float) and isinstance(sig, bytes)
-        if not ok or not 0 < port < 65536:
+        relay = relay_from_wire(raw[6]) if len(raw) == 7 else None
+        if not ok or not 0 < port < 65536 or (len(raw) == 7 and relay is None):
             raise IntegrityError("provider record fields malformed")
-        if not _verify_once(public, sig, _signed(b"prov1", key, host, port, expires)):
+        if not _verify_once(public, sig, _provider_message(key, host, port, expires, relay)):
             raise IntegrityError("provider record signature does not match its key")
-        return cls(key, public, host, port, float(expires), sig)
+        return cls(key, public, host, port, float(expires), sig, relay)
 
 
 @dataclass(frozen=True)
