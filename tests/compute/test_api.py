@@ -9,6 +9,8 @@ EXPECTED = {
     "Device", "LambdaDecision", "MatvecReport", "PartitionPlan", "Peripherals", "ProgramStats",
     "ProgrammedMatrix", "Readout", "VerifyConfig", "choose_lambda", "decide_lambda", "get_device",
     "known_devices", "load_device", "process", "program", "smooth", "static_partition",
+    "classify", "WorkloadSignature", "adaptive_partition", "search_partition", "DevicePool", "PoolDevice",
+    "load_pool",
 }  # fmt: skip
 
 

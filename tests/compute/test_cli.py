@@ -109,3 +109,19 @@ def test_console_process_exits_1_without_traceback(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 1
     assert "NaN or Inf" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_adaptive_partition_uses_more_of_the_provisioned_cells_than_static(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shape = ["--rows", "1000", "--cols", "777", "--material", "TaOx-HfOy", "--correction", "none"]
+    utilization = {}
+    # Static first: its grid must not become the pattern the adaptive run starts from.
+    for partition in ("static", "adaptive"):
+        code, out, _ = _run([*shape, "--partition", partition, "--json"], capsys)
+        assert code == 0
+        doc = json.loads(out)
+        assert doc["partition"]["strategy"] == partition
+        utilization[partition] = doc["cell_utilization"]
+    assert utilization["static"] == pytest.approx(1000 * 777 / (4 * 512 * 512))
+    assert utilization["adaptive"] > utilization["static"] + 0.1

@@ -31,7 +31,7 @@ from sedma.compute.crossbar import (
 )
 from sedma.compute.devices import Device, get_device, load_device
 from sedma.compute.executor import EXECUTORS, ray_address
-from sedma.compute.partition import record_outcome, search_partition
+from sedma.compute.partition import DEFAULT_LAMBDA_MEM, recall_pattern, record_outcome, search_partition
 from sedma.compute.plan import PartitionPlan, static_partition
 from sedma.compute.pool import device_models, load_pool, sized_pool
 from sedma.compute.workload import WorkloadSignature, classify
@@ -61,7 +61,7 @@ class ComputeOptions:
     crossbar: CrossbarConfig = field(default_factory=CrossbarConfig)
     pool_sizes: tuple[int, ...] = (64, 128, 256, 512)
     pool_file: str | None = None
-    lambda_mem: float = 1e-3
+    lambda_mem: float = DEFAULT_LAMBDA_MEM
     time_reads: bool = True
     progress: bool = False
 
@@ -219,7 +219,7 @@ def process(a: Any, x: Any, *, memory: DualMemory | None, options: ComputeOption
     mem = memory if options.use_memory else None
     sig: WorkloadSignature = classify(arr)
     key = sig.key(dev.name)
-    pattern = mem.recall("compute", "partition", key) if mem is not None else None
+    pattern = recall_pattern(mem, key) if mem is not None else None
     lam_memory = lam_mod.recall_lambda(mem, key)
     plan, devices, pinfo = _plan(arr.shape, dev, options, pattern)
     pm = program(arr, plan=plan, device=devices, config=options.crossbar, seed=options.seed,
@@ -230,7 +230,9 @@ def process(a: Any, x: Any, *, memory: DualMemory | None, options: ComputeOption
     finally:
         pm.close()
     errors = _errors(reads.readout, exact_product(arr, vec))
-    _record(mem, key, plan, reads.decision, reads.gain, errors, stats.program_s)
+    # A static grid is no partition choice: recording it would steer later adaptive runs to it.
+    learned = plan if options.partition == "adaptive" else None
+    _record(mem, key, learned, reads.decision, reads.gain, errors, stats.program_s)
     out = reads.readout.output
     return MatvecReport(
         y=out[:, 0] if np.asarray(x).ndim == 1 else out,
@@ -279,7 +281,7 @@ def _options_dict(opts: ComputeOptions, dev: Device) -> dict[str, Any]:
 def _record(
     mem: DualMemory | None,
     key: str,
-    plan: PartitionPlan,
+    plan: PartitionPlan | None,
     decision: lam_mod.LambdaDecision | None,
     gain: float,
     errors: dict[str, float | None],
@@ -288,7 +290,8 @@ def _record(
     """Algorithm 1's memory updates: partition outcome and λ in LTM, error statistics in STM."""
     if mem is None:
         return
-    record_outcome(mem, key, plan, {"program_s": program_s})
+    if plan is not None:
+        record_outcome(mem, key, plan, {"program_s": program_s})
     if decision is not None:
         lam_mod.record_lambda(mem, key, decision, gain=gain)
     for name, value in errors.items():
