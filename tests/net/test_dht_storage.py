@@ -55,3 +55,23 @@ def test_provider_record_for_other_address_fails_verification() -> None:
     raw[3] = 2
     with pytest.raises(IntegrityError, match="signature"):
         ProviderRecord.from_wire(raw)
+
+
+def test_provider_record_signs_the_relay_it_names_and_a_swapped_relay_is_refused() -> None:
+    ident, relay_id = Identity.generate(), b"\x12\x20" + b"r" * 32
+    key = os.urandom(32)
+    rec = ProviderRecord.create(
+        ident, key, "10.0.0.5", 4001, expires=50.0, relay=(relay_id, "203.0.113.7", 4002)
+    )
+    wire = rec.to_wire()
+    assert len(wire) == 7 and ProviderRecord.from_wire(wire) == rec
+    assert rec.peer.relay == (relay_id, "203.0.113.7", 4002)
+    swapped = [*wire[:6], [relay_id, "198.51.100.66", 4002]]  # a forwarder aims dialers elsewhere
+    with pytest.raises(IntegrityError, match="signature"):
+        ProviderRecord.from_wire(swapped)
+    with pytest.raises(IntegrityError, match="signature"):
+        ProviderRecord.from_wire(wire[:6])  # dropping the relay breaks the signature too
+    with pytest.raises(IntegrityError, match="malformed"):
+        ProviderRecord.from_wire([*wire[:6], [b"short", "h", 1]])
+    plain = ProviderRecord.create(ident, key, "10.0.0.5", 4001, expires=50.0)
+    assert len(plain.to_wire()) == 6 and ProviderRecord.from_wire(plain.to_wire()).relay is None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sedma.errors import ConfigError, InputError
-from sedma.net import Node, NodeClient, NodeConfig, PeerError
+from sedma.net import NatTransport, Node, NodeClient, NodeConfig, PeerError
 from sedma.net.node import parse_addr
 
 
@@ -144,5 +144,54 @@ def test_a_fetch_from_several_providers_feeds_one_eq8_weight_update() -> None:
         labels = reader.learner.decisions[-1].labels
         assert np.nansum(labels) >= 1  # at least the provider that served the blocks succeeded
         await _stop(nodes)
+
+    run(main())
+
+
+def test_default_node_on_loopback_is_reachable_so_it_reserves_nothing_and_works_as_before() -> None:
+    async def main() -> None:
+        relay = await Node(NodeConfig(ephemeral=True, use_memory=False, relay=True)).start()
+        nodes = [
+            await Node(NodeConfig(ephemeral=True, use_memory=False, bootstrap=(relay.addr,))).start()
+            for _ in range(2)
+        ]
+        for node in nodes:
+            assert isinstance(node.transport, NatTransport)
+            # The dial-back reached it: no relay slot, no relay in what it advertises.
+            assert node.transport.reservations == [] and node.info.relay is None
+            assert node.transport.stats()["reservations"] == 0
+        assert relay.info.relay is None
+        arr = np.random.default_rng(3).standard_normal((400, 700))
+        cid = await nodes[0].put_tensor(arr, replicas=0)
+        assert np.array_equal(await nodes[1].get_tensor(cid), arr)
+        rows = await nodes[1].peers()
+        assert {r["addr"] for r in rows} == {relay.addr, nodes[0].addr}
+        assert all(r["relay"] is None for r in rows)
+        await _stop([*nodes, relay])
+
+    run(main())
+
+
+def test_a_peers_relay_travels_through_hello_dht_answers_and_provider_records() -> None:
+    async def main() -> None:
+        relay = await Node(NodeConfig(ephemeral=True, use_memory=False, relay=True)).start()
+        assert relay.relay_address is not None
+        via = (relay.identity.peer_id, *relay.relay_address)
+        behind = await Node(NodeConfig(ephemeral=True, use_memory=False)).start()
+        behind.endpoint.relay = via  # what attach-behind-NAT sets when the dial-back fails
+        await behind.join([parse_addr(relay.addr)])
+        cid = await behind.put_tensor(np.arange(1000, dtype=np.int64), replicas=0)
+        # A newcomer joining through the relay node learns ``behind`` with its relay (from DHT
+        # answers, and from the handshake whenever the two talk)...
+        late = await Node(NodeConfig(ephemeral=True, use_memory=False, bootstrap=(relay.addr,))).start()
+        known = {p.peer_id: p for p in late.dht.routing.peers()}
+        assert known[behind.identity.peer_id].relay == via
+        # ...and from the signed provider record, then reaches it (directly: loopback is public).
+        providers = await late.find_providers(cid)
+        assert [p.relay for p in providers] == [via]
+        assert np.array_equal(await late.get_tensor(cid), np.arange(1000))
+        assert isinstance(late.transport, NatTransport)
+        assert late.transport.paths[behind.identity.peer_id] == "direct"
+        await _stop([late, behind, relay])
 
     run(main())

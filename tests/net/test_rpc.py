@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from sedma.net.holepunch import NatTransport
 from sedma.net.identity import Identity
 from sedma.net.rpc import Caller, RemoteError, RpcConfig, RpcEndpoint
 from sedma.net.transport import TcpTransport
@@ -223,6 +224,38 @@ def test_idle_connections_are_closed_and_redialled_on_demand() -> None:
         await asyncio.sleep(0.05)
         assert client.connected() == []
         assert "who" in await client.request(peer, "echo", {})  # dialled again
+        await client.close()
+        await server.close()
+
+    run(main())
+
+
+def test_handshake_carries_the_relay_and_the_far_side_routes_through_it() -> None:
+    async def main() -> None:
+        server = RpcEndpoint(Identity.generate(), NatTransport())
+        client = RpcEndpoint(Identity.generate(), NatTransport())
+        host, port = await server.listen("127.0.0.1", 0)
+        await client.listen("127.0.0.1", 0)
+        relay = (b"\x12\x20" + b"r" * 32, "127.0.0.1", 9)
+        client.relay = relay  # as a node behind a NAT sets it after reserving
+        seen: list[Caller] = []
+
+        async def who(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+            seen.append(caller)
+            return {}
+
+        server.register("who", who)
+        await client.request(PeerInfo(server.identity.peer_id, host, port), "who", {})
+        info = seen[0].info
+        assert info is not None and info.relay == relay and info.peer_id == client.identity.peer_id
+        assert isinstance(server.transport, NatTransport)
+        assert server.transport.routes[(info.host, info.port)] == info
+        # Dialling back: the direct attempt comes first and works here (loopback is public).
+        client.register("who", who)
+        server.close_connections()
+        await asyncio.sleep(0.05)
+        await server.request(info, "who", {})
+        assert server.transport.paths[client.identity.peer_id] == "direct"
         await client.close()
         await server.close()
 

@@ -42,3 +42,16 @@ def test_metrics_expose_counters_per_node_in_prometheus_text() -> None:
     assert 'sedma_net_puts_total{node="A"} 1.0' in text
     assert 'sedma_net_known_peers{node="A"} 1.0' in text
     assert "# TYPE sedma_net_bytes_in_total counter" in text
+
+
+def test_metrics_include_the_nat_transport_paths_and_reservations() -> None:
+    async def main() -> str:
+        a = await Node(NodeConfig(ephemeral=True, use_memory=False)).start()
+        text = metrics_text([a])
+        await a.stop()
+        return text.replace(a.addr, "A")
+
+    text = asyncio.run(main())
+    assert 'sedma_net_nat_reservations{node="A"} 0.0' in text
+    assert "# TYPE sedma_net_nat_in_relay_total counter" in text
+    assert 'sedma_net_nat_out_holepunch{node="A"} 0.0' in text
