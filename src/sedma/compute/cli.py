@@ -83,6 +83,10 @@ def _human(report: MatvecReport) -> None:
         ("cell utilization", report.cell_utilization),
         ("energy per MVM (J)", report.energy_j),
         ("latency per MVM (s)", report.latency_s),
+        ("  of which analog read (s)", report.mvm_cost["read_latency_s"]),
+        ("  of which x̃ re-programming (s)", report.mvm_cost["xtilde_program_s"]),
+        ("program energy (J)", report.program_energy_j),
+        ("program latency (s)", report.program_latency_s),
         ("workload", report.workload["key"]),
     ]
     print_table("sedma matvec", ["quantity", "value"], [(k, "-" if v is None else v) for k, v in rows])

@@ -113,6 +113,7 @@ class MatvecReport:
     latency_s: float
     program_energy_j: float
     program_latency_s: float
+    mvm_cost: dict[str, float]
     workload: dict[str, Any]
     partition: dict[str, Any]
     memory: dict[str, Any]
@@ -249,6 +250,7 @@ def process(a: Any, x: Any, *, memory: DualMemory | None, options: ComputeOption
         latency_s=mvm.latency_s,
         program_energy_j=prog.energy_j,
         program_latency_s=prog.latency_s,
+        mvm_cost=mvm.breakdown,
         workload=sig.as_dict() | {"key": key},
         partition=pinfo | {"tiles": plan.tiles},
         memory={"lambda_memory": lam_memory, "partition_memory": _pattern_summary(pattern)},
