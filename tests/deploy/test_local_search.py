@@ -63,3 +63,19 @@ def test_stall_limit_stops_early() -> None:
 def test_config_validation() -> None:
     with pytest.raises(ValueError):
         LocalSearchConfig(time_limit=0).validate()
+
+
+def test_exact_lns_move_never_worsens_and_stays_feasible() -> None:
+    from sedma.deploy.local_search import _exact_lns, _State
+
+    rng = np.random.default_rng(3)
+    for seed in range(4):
+        pb = random_problem(25, 5, seed=seed, load=0.7)
+        start = first_fit_decreasing(pb)
+        assert start is not None
+        s = _State(pb, start)
+        before = objective(pb, s.p)
+        _exact_lns(s, rng, 8, 0.5)
+        assert feasible(pb, s.p)
+        assert s.value() == pytest.approx(objective(pb, s.p))
+        assert objective(pb, s.p) <= before + 1e-9

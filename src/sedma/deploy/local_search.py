@@ -17,6 +17,9 @@ from sedma.deploy.objective import Floats, Ints, Problem, feasible, objective
 _EPS = 1e-9
 ML_SECONDS_PER_AGENT = 0.001  # budget of one V-cycle: many short cycles beat few long ones
 ML_SHARE = 0.8  # share of the time limit spent in V-cycles before the iterated local search
+LNS_SHARE = 0.5  # share of kicks that re-place a related group exactly
+LNS_SIZE = 12
+LNS_SECONDS = 0.05
 ML_FREE = 8  # every 8th V-cycle coarsens without keeping the best placement
 
 
@@ -157,6 +160,51 @@ def _kick(s: _State, rng: np.random.Generator, size: int) -> None:
         s.move(int(j), int(rng.integers(pb.m)))
 
 
+def _related(s: _State, rng: np.random.Generator, size: int) -> list[int]:
+    """A connected set of agents around a random seed agent (breadth-first over traffic)."""
+    seen = [int(rng.integers(s.pb.n))]
+    queue = list(seen)
+    while queue and len(seen) < size:
+        i = queue.pop(0)
+        for j in rng.permutation(np.flatnonzero(s.pb.traffic[i] > 0)):
+            if int(j) not in seen and len(seen) < size:
+                seen.append(int(j))
+                queue.append(int(j))
+    return seen
+
+
+def _exact_lns(s: _State, rng: np.random.Generator, size: int, seconds: float) -> None:
+    """Large-neighbourhood move: re-place a related group exactly on the nodes it uses plus two
+    others, everything else fixed (a small branch and bound on the induced sub-problem)."""
+    from sedma.deploy.exact import branch_and_bound
+
+    pb = s.pb
+    group = np.array(_related(s, rng, size), dtype=np.int64)
+    extra = rng.choice(pb.m, size=min(2, pb.m), replace=False)
+    nodes = np.unique(np.concatenate([s.p[group], extra]))
+    # Fixed agents' traffic towards the group, per candidate node, plus the memory term.
+    fixed_rows = s.A[group] - pb.traffic[np.ix_(group, group)] @ pb.netcost[s.p[group], :]
+    bias = (fixed_rows + s.U[group])[:, nodes]
+    free_cpu = pb.cap_cpu[nodes] - s.cpu[nodes] + np.bincount(s.p[group], pb.cpu[group], pb.m)[nodes]
+    free_mem = pb.cap_mem[nodes] - s.mem[nodes] + np.bincount(s.p[group], pb.mem[group], pb.m)[nodes]
+    sub = Problem(
+        agents=tuple(str(i) for i in group),
+        nodes=tuple(str(k) for k in nodes),
+        traffic=pb.traffic[np.ix_(group, group)],
+        netcost=pb.netcost[np.ix_(nodes, nodes)],
+        cpu=pb.cpu[group],
+        mem=pb.mem[group],
+        cap_cpu=np.maximum(free_cpu, 0.0),
+        cap_mem=np.maximum(free_mem, 0.0),
+        lam=0.0,
+        bias=bias,
+    )
+    start = np.searchsorted(nodes, s.p[group])
+    res = branch_and_bound(sub, start, time_limit=seconds)
+    for j, k in zip(group, nodes[res.placement], strict=True):
+        s.move(int(j), int(k))
+
+
 def _oscillate(s: _State, mu: float, deadline: float) -> float:
     """Strategic oscillation: penalised descent, raising the penalty until the state is feasible."""
     for _ in range(12):
@@ -212,7 +260,10 @@ def _iterate(
     cur_v, stall = best_v, 0
     while time.perf_counter() < t_end and (config.stall_kicks is None or stall < config.stall_kicks):
         trial = cur.copy()
-        _kick(trial, rng, size)
+        if config.multilevel and rng.random() < LNS_SHARE:
+            _exact_lns(trial, rng, LNS_SIZE, LNS_SECONDS)
+        else:
+            _kick(trial, rng, size)
         if trial.excess() > _EPS:
             mu = _oscillate(trial, mu, t_end)
         if trial.excess() > _EPS:
