@@ -97,3 +97,26 @@ def test_names_are_dns_labels_and_collisions_are_errors() -> None:
         compile_plan(res)
     with pytest.raises(InputError, match="namespace"):
         compile_plan(res, namespace="Bad NS")
+
+
+def test_cached_schema_check_agrees_with_kubernetes_validate(
+    compiled: tuple[Any, list[dict[str, Any]]],
+) -> None:
+    import kubernetes_validate
+
+    from sedma.deploy.validate import K8S_VERSION
+
+    _, objs = compiled
+    cases = [
+        objs[0],
+        objs[1],
+        _broken(objs, [0, "spec", "replicaz"], 2)[0],
+        _broken(objs, [1, "spec", "ports"], 5)[1],
+    ]
+    for obj in cases:
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+            theirs = True
+        except kubernetes_validate.ValidationError:
+            theirs = False
+        assert theirs == (schema_problems(obj) == [])
