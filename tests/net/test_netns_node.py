@@ -45,6 +45,7 @@ class Running:
     relay: str
     public: str
     nated: str
+    nated2: str  # behind a second NAT: both ends of its transfers are NATed
     work: Path
 
 
@@ -95,8 +96,8 @@ def _metrics(lab: NetnsLab, ns: str, host: str) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     work = tmp_path_factory.mktemp("netns-node")
-    with nat_lab(sites=1) as (lab, topo):
-        pub, site = topo.pub_ns, topo.sites[0]
+    with nat_lab(sites=2) as (lab, topo):
+        pub, site, site2 = topo.pub_ns, topo.sites[0], topo.sites[1]
         relay = _start(lab, pub, work / "relay", ["--listen", f"{topo.pub_ip}:0", "--relay"])
         nated = _start(
             lab,
@@ -110,7 +111,13 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             work / "public",
             ["--listen", f"{topo.pub_ip}:0", "--bootstrap", relay, "--metrics-port", str(METRICS_PORT)],
         )
-        yield Running(lab, topo, relay, public, nated, work)
+        nated2 = _start(
+            lab,
+            site2.host_ns,
+            work / "nated2",
+            ["--listen", f"{site2.host_ip}:0", "--bootstrap", relay, "--metrics-port", str(METRICS_PORT)],
+        )
+        yield Running(lab, topo, relay, public, nated, nated2, work)
 
 
 def _peers(r: Running, ns: str, node: str) -> dict[str, Any]:
@@ -164,3 +171,15 @@ def test_nated_node_gets_a_tensor_a_public_node_published(running: Running) -> N
     cid = _put(r, r.topo.pub_ns, r.public, arr, "from-public")
     got = _get(r, r.topo.sites[0].host_ns, r.nated, cid, "at-nated")
     assert got.dtype == arr.dtype and np.array_equal(got, arr)
+
+
+def test_a_node_behind_another_nat_gets_a_tensor_the_first_nated_node_published(running: Running) -> None:
+    r = running
+    site, site2 = r.topo.sites
+    arr = np.random.default_rng(9).integers(0, 255, size=(1200, 1000), dtype=np.uint8)
+    cid = _put(r, site.host_ns, r.nated, arr, "nated-to-nated")
+    got = _get(r, site2.host_ns, r.nated2, cid, "at-nated2")
+    assert np.array_equal(got, arr)
+    paths = _metrics(r.lab, site2.host_ns, site2.host_ip)
+    assert paths["sedma_net_nat_reservations"] == 1
+    assert paths["sedma_net_nat_out_relay"] + paths["sedma_net_nat_out_holepunch"] >= 1

@@ -511,4 +511,6 @@ async def attach_behind_nat(
             return await transport.reserve(relay, identity=endpoint.identity)
         except PeerError as exc:
             log.info("relay %s:%s refused us: %s", relay[1], relay[2], exc)
+    if peers:
+        log.warning("no peer confirmed it can dial us and no relay took us: peers may not reach us")
     return None
