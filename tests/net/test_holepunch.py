@@ -194,3 +194,57 @@ def test_processes_upgrade_a_relayed_connection_and_move_a_tensor_directly(
     assert result["path"] == "holepunch" and result["target_paths"][-1] == "holepunch"
     assert result["proven_peer_id"] == target["peer_id"]
     assert result["sha256"] == target["sha256"]
+
+
+class _CountingTcp(TcpTransport):
+    """The real TCP transport, recording where it was asked to dial."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dialled: list[tuple[str, int]] = []
+
+    async def connect(self, host: str, port: int, *, timeout: float) -> Any:
+        self.dialled.append((host, port))
+        return await super().connect(host, port, timeout=timeout)
+
+
+def test_after_a_failed_direct_dial_the_relay_is_used_straight_away_until_retry_time() -> None:
+    async def main() -> None:
+        relay = RelayServer(Identity.generate())
+        host, port = await relay.start("127.0.0.1")
+        via = (relay.identity.peer_id, host, port)
+        target = Identity.generate()
+        t_transport = NatTransport(target, punch=PunchConfig(enabled=False))
+        server = RpcEndpoint(target, t_transport)
+        await server.listen()
+        await t_transport.reserve(via)
+        inner = _CountingTcp()
+        dialer = NatTransport(Identity.generate(), inner=inner, punch=PunchConfig(enabled=False))
+        peer = PeerInfo(target.peer_id, "127.0.0.1", 1, relay=via)  # port 1: refused
+        dialer.add_route(peer)
+        for _ in range(2):
+            conn = await dialer.connect(peer.host, peer.port, timeout=5.0)
+            conn.close()
+        assert inner.dialled == [("127.0.0.1", 1)]  # tried once, then straight to the relay
+        assert (
+            dialer.paths[target.peer_id] == "relay" and "127.0.0.1:1" in dialer.direct_errors[target.peer_id]
+        )
+        dialer.direct_retry_after = 0.0
+        (await dialer.connect(peer.host, peer.port, timeout=5.0)).close()
+        assert inner.dialled == [("127.0.0.1", 1)] * 2  # retry time passed: direct first again
+        await dialer.close()
+        await t_transport.close()
+        await server.close()
+        await relay.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_routes_and_paths_are_bounded_oldest_first() -> None:
+    transport = NatTransport(max_routes=2)
+    via = (b"\x12\x20" + b"r" * 32, "127.0.0.1", 9)
+    peers = [PeerInfo(bytes([0x12, 0x20, i]) + b"p" * 31, "10.0.0.5", 4000 + i, relay=via) for i in range(3)]
+    for peer in peers:
+        transport.add_route(peer)
+    transport.add_route(PeerInfo(peers[0].peer_id, "10.0.0.5", 4000))  # no relay: not a route
+    assert list(transport.routes.values()) == peers[1:]

@@ -312,11 +312,17 @@ class NatTransport(Transport):
         inner: TcpTransport | None = None,
         punch: PunchConfig | None = None,
         direct_timeout: float = 1.0,
+        direct_retry_after: float = 60.0,
+        max_routes: int = 4096,
     ) -> None:
         self.identity = identity
         self.inner = inner or TcpTransport()
         self.punch = (punch or PunchConfig()).validate()
         self.direct_timeout = direct_timeout
+        # A direct dial into a NAT often hangs until its timeout: after one fails, the relay
+        # is used straight away for this long.
+        self.direct_retry_after = direct_retry_after
+        self.max_routes = max_routes  # bounds routes, paths and direct_errors (oldest go first)
         self.routes: dict[Address, PeerInfo] = {}
         self.paths: dict[bytes, str] = {}  # peer id -> how we last reached it
         self.direct_errors: dict[bytes, str] = {}  # peer id -> why the direct dial failed
@@ -325,24 +331,35 @@ class NatTransport(Transport):
         self.reservations: list[RelayReservation] = []
         self._on_connection: ConnectionHandler | None = None
         self._keepers: set[asyncio.Future[None]] = set()
+        self._direct_failed: dict[bytes, float] = {}  # peer id -> monotonic time of the failure
+
+    def _remember(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        table.pop(key, None)  # re-inserted last: insertion order is recency
+        table[key] = value
+        if len(table) > self.max_routes:
+            del table[next(iter(table))]
 
     def add_route(self, peer: PeerInfo) -> None:
         """Remember that ``peer`` (with ``relay`` set) is reached through its relay."""
-        if peer.relay is not None:
-            self.routes[(peer.host, peer.port)] = peer
+        if peer.relay is not None and self.routes.get((peer.host, peer.port)) != peer:
+            self._remember(self.routes, (peer.host, peer.port), peer)
 
     async def connect(self, host: str, port: int, *, timeout: float) -> Connection:
         route = self.routes.get((host, port))
         if route is None or route.relay is None:
             return await self.inner.connect(host, port, timeout=timeout)
-        try:
-            conn = await self.inner.connect(host, port, timeout=min(timeout, self.direct_timeout))
-        except PeerError as exc:
-            self.direct_errors[route.peer_id] = str(exc)
-            log.debug("direct dial of %s failed (%s); using relay", route.addr, exc)
-        else:
-            self.paths[route.peer_id] = "direct"
-            return conn
+        failed_at = self._direct_failed.get(route.peer_id)
+        if failed_at is None or time.monotonic() - failed_at >= self.direct_retry_after:
+            try:
+                conn = await self.inner.connect(host, port, timeout=min(timeout, self.direct_timeout))
+            except PeerError as exc:
+                self._remember(self.direct_errors, route.peer_id, str(exc))
+                self._remember(self._direct_failed, route.peer_id, time.monotonic())
+                log.debug("direct dial of %s failed (%s); using relay", route.addr, exc)
+            else:
+                self._direct_failed.pop(route.peer_id, None)
+                self._remember(self.paths, route.peer_id, "direct")
+                return conn
         return await self.connect_relayed(route.relay, route.peer_id, timeout=timeout)
 
     async def connect_relayed(self, relay: RelayAddr, target: bytes, *, timeout: float) -> Connection:
@@ -353,7 +370,7 @@ class NatTransport(Transport):
         except BaseException:
             ch.sock.close()
             raise
-        self.paths[target] = outcome.path
+        self._remember(self.paths, target, outcome.path)
         log.info("reached %s by %s (%s)", target.hex()[:12], outcome.path, outcome.reason or "ok")
         return await self.inner.adopt(outcome.sock)
 
