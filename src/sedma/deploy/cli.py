@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -70,11 +71,7 @@ def plan_cmd(
     wf, cl = load_workflow(workflow), load_cluster(cluster)
     mem = _memory()
     try:
-        with (
-            err_console.status(f"solving {len(wf.agents)} agents x {len(cl.nodes)} nodes ({solver})")
-            if not as_json
-            else _null()
-        ):
+        with _status(f"solving {len(wf.agents)} agents x {len(cl.nodes)} nodes ({solver})", as_json):
             result = plan(
                 wf, cl, memory=mem, solver=solver, lambda_mem=lambda_mem, time_limit=time_limit, seed=seed
             )
@@ -88,12 +85,9 @@ def plan_cmd(
     _print_plan(result, base, out, problems)
 
 
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+def _status(text: str, quiet: bool) -> contextlib.AbstractContextManager[Any]:
+    """A spinner on stderr while work runs (none in --json mode)."""
+    return contextlib.nullcontext() if quiet else err_console.status(text)
 
 
 def _print_plan(result: Any, base: dict[str, float], out: str, problems: list[str]) -> None:
@@ -293,7 +287,7 @@ def _simulate(wf: Any, cl: Any, timeline: str, config: Any, out: str | None, as_
     tl = load_timeline(timeline)
     mem = _memory()
     try:
-        with err_console.status("simulating the timeline") if not as_json else _null():
+        with _status("simulating the timeline", as_json):
             report = simulate(
                 wf, cl, tl, memory=mem, config=config, sink_dir=Path(out) / "steps" if out else None
             )
