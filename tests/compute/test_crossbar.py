@@ -103,7 +103,7 @@ def test_fast_xtilde_sampling_agrees_in_distribution_with_per_cell_draws() -> No
     samples = {}
     for mode in ("fast", "faithful"):
         pm = program(a, device=dev, tile=8, seed=1, config=CrossbarConfig(xtilde=mode, shards=1))
-        reads = np.stack([pm.read(x, correction="first-order").first_order[:, 0] for _ in range(300)])
+        reads = np.stack([pm.read(x, correction="first-order").first_order[:, 0] for _ in range(1000)])
         samples[mode] = reads
     fast, faithful = samples["fast"], samples["faithful"]
     np.testing.assert_allclose(fast.mean(axis=0), faithful.mean(axis=0), rtol=1e-3)

@@ -35,17 +35,20 @@ def scale(values: npt.NDArray[np.floating], *, mode: str, axis: int | None = Non
     """Scale to [0, 1] (minmax) or [−1, 1] (absmax) along ``axis`` (None: the whole array)."""
     if mode not in SCALINGS:
         raise InputError(f"scaling must be one of {SCALINGS}, got {mode!r}")
-    v = np.asarray(values, dtype=np.float64)
+    # float32 input is scaled in float32 (one rounding, as the float32 result has anyway).
+    v = np.asarray(values, dtype=np.float32 if np.asarray(values).dtype == np.float32 else np.float64)
     if mode == "minmax":
-        lo = v.min(axis=axis, keepdims=True)
+        lo = v.min(axis=axis, keepdims=True).astype(np.float64)
         span = v.max(axis=axis, keepdims=True) - lo
     else:
-        lo = np.zeros_like(v.max(axis=axis, keepdims=True))
-        span = np.abs(v).max(axis=axis, keepdims=True)
+        lo = np.zeros(np.abs(v).max(axis=axis, keepdims=True).shape)
+        span = np.abs(v).max(axis=axis, keepdims=True).astype(np.float64)
     # A constant input has no span: scaled values are all 0 and the digital terms carry it.
     span = np.where(span > 0.0, span, 1.0)
-    scaled = ((v - lo) / span).astype(np.float32)
-    return scaled, Scale(lo=lo, span=span)
+    scaled = np.subtract(v, lo.astype(v.dtype), dtype=v.dtype)
+    scaled *= (1.0 / span).astype(v.dtype)
+    out: F32 = scaled.astype(np.float32, copy=False)
+    return out, Scale(lo=lo, span=span)
 
 
 def dac(x: F32, bits: int, *, signed: bool) -> F32:

@@ -29,6 +29,7 @@ from sedma.compute.energy import Cost, mvm_cost, programming_cost
 from sedma.compute.executor import Executor, make_executor
 from sedma.compute.plan import PartitionPlan, static_partition
 from sedma.compute.programming import XTILDE_MODES, CrossbarConfig, GroupSummary, build_group, shard_groups
+from sedma.compute.sampling import NormalSource
 from sedma.compute.tiles import Shard, ShardOut
 from sedma.compute.writeverify import ProgramStats
 from sedma.errors import InputError
@@ -102,8 +103,14 @@ def exact_product(a: npt.NDArray[np.floating], x: npt.NDArray[np.floating], *, r
     return out
 
 
-def check_vector(x: Any, n: int) -> npt.NDArray[np.float64]:
+def check_vector(x: Any, n: int) -> F64:
     """x of shape (n,) or (n, B), finite and real, as a 2-D float64 array."""
+    out: F64 = check_input(x, n).astype(np.float64, copy=False)
+    return out
+
+
+def check_input(x: Any, n: int) -> npt.NDArray[np.floating]:
+    """x of shape (n,) or (n, B), finite and real, 2-D: float32 stays float32, the rest float64."""
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"vector dtype {arr.dtype} is not a real numeric type")
@@ -111,7 +118,8 @@ def check_vector(x: Any, n: int) -> npt.NDArray[np.float64]:
         raise InputError(f"vector shape {arr.shape} does not match a matrix with {n} columns")
     if not np.isfinite(arr).all():
         raise InputError("vector contains NaN or Inf")
-    return np.asarray(arr, dtype=np.float64).reshape(n, -1)
+    out: npt.NDArray[np.floating] = np.asarray(arr, dtype=np.result_type(arr.dtype, np.float32))
+    return out.reshape(n, -1)
 
 
 def _resolve_devices(plan: PartitionPlan, device: Device | str | Mapping[str, Device]) -> dict[str, Device]:
@@ -234,6 +242,7 @@ class ProgrammedMatrix:
         self.rows_e2 = np.sum([g.rows_e2 for g in summaries], axis=0).astype(np.float32)
         self._xnoise_sd = np.sqrt(self.rows_e2)[:, None]
         self._rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(3,))))
+        self._normals = NormalSource(self._rng)
         self._probe_rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(4,))))
         self.stats = self._totals(program_s)
         self.noise_var = 0.0
@@ -287,27 +296,32 @@ class ProgrammedMatrix:
         exact = correction != "none"
         faithful = self.config.xtilde == "faithful"
         out: ShardOut = self.executor.run(xs, exact=exact, faithful=exact and faithful)
-        if not exact or out.ax is None or out.wx is None:
+        if not exact or out.dx is None:
             return out.raw, None
+        # p = A x̃ + Ã x − Ã x̃ with A x̃ − Ã x̃ = −Σ_j E_ij x̃_ij = Â x − W x − Σ_j E_ij e_ij.
+        p: F32 = np.add(out.raw, out.dx)
         if out.xnoise is not None:
             noise = out.xnoise
         else:
-            z = self._rng.standard_normal(out.raw.shape, dtype=np.float32)
-            noise = self._xnoise_sd * z
+            noise = self._normals.normal(p.shape)
+            noise *= self._xnoise_sd
         # A constant input scales to all zeros: its x̃ copies sit at Gmin, never pulsed, exact.
-        noise = noise * (xs > 0.0).any(axis=0)
-        # p = A x̃ + Ã x − Ã x̃ with A x̃ − Ã x̃ = −Σ_j E_ij x̃_ij = Â x − W x − Σ_j E_ij e_ij.
-        p: F32 = out.ax + out.raw - out.wx - noise
+        live = (xs > 0.0).any(axis=0)
+        if not live.all():
+            noise *= live
+        p -= noise
         return out.raw, p
 
     def _unscale(self, prods: list[npt.NDArray[np.floating]], xs_sum: F64, xsc: Scale) -> F64:
-        """Digital un-scaling of products at once: s_A s_x P + a₀ s_x Σx̂ + s_A x₀ rowsum(Â) + n a₀ x₀."""
+        """Digital un-scaling, (products, m, B): s_A s_x P + a₀ s_x Σx̂ + s_A x₀ rowsum(Â) + n a₀ x₀."""
         a0, sa = float(self.scale.lo.ravel()[0]), float(self.scale.span.ravel()[0])
-        x0, sx = xsc.lo.reshape(1, 1, -1), xsc.span.reshape(1, 1, -1)
-        n = self.shape[1]
-        prod = np.stack(prods, axis=1)  # (m, products, B)
-        rows = self.rowsum[:, None, None]
-        out: F64 = sa * sx * prod + (a0 * sx * xs_sum.reshape(1, 1, -1) + sa * x0 * rows + n * a0 * x0)
+        x0, sx = xsc.lo.reshape(1, -1), xsc.span.reshape(1, -1)
+        offset = a0 * sx * xs_sum + sa * x0 * self.rowsum[:, None] + self.shape[1] * a0 * x0
+        out: F64 = np.empty((len(prods), *prods[0].shape))
+        gain = sa * sx
+        for i, prod in enumerate(prods):
+            np.multiply(prod, gain, out=out[i])
+            out[i] += offset
         return out
 
     def read(
@@ -320,7 +334,7 @@ class ProgrammedMatrix:
         mode = correction or self.correction
         if mode not in corr.MODES:
             raise InputError(f"correction must be one of {corr.MODES}, got {mode!r}")
-        vec = check_vector(x, self.shape[1])
+        vec = check_input(x, self.shape[1])
         xs, xsc = scale(vec, mode=self.config.scaling, axis=0)
         xs_sum = xs.sum(axis=0, dtype=np.float64)[None, :]
         raw_s, p_s = self._scaled(xs, mode)
@@ -328,11 +342,10 @@ class ProgrammedMatrix:
         if mode == "full" and p_s is not None:
             value = self.lam if lam is None else lam
             self.last_lam = value(p_s, self.noise_var) if callable(value) else float(value)
-            prods.append(corr.smooth(p_s, self.last_lam))
+            # λ = 0 leaves p as it is: no copy, no solve.
+            prods.append(p_s if self.last_lam == 0.0 else corr.smooth(p_s, self.last_lam))
         ys = self._unscale(prods, xs_sum, xsc)
-        if np.asarray(x).ndim == 1:
-            ys = ys[:, :, 0]
-        outs: list[F64 | None] = [np.ascontiguousarray(ys[:, i]) for i in range(len(prods))]
+        outs: list[F64 | None] = [y[:, 0].copy() if np.ndim(x) == 1 else y for y in ys]
         outs += [None] * (3 - len(outs))
         raw = outs[0]
         assert raw is not None

@@ -13,6 +13,7 @@ stream, so the same seed gives the same numbers whichever executor runs it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +22,14 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from sedma.compute.backend import ArrayBackend
-from sedma.compute.converters import adc, dac
+from sedma.compute.converters import dac
 from sedma.compute.devices import Device
+from sedma.compute.sampling import NormalSource
 
 F32 = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.intp]
+# Reused per-read buffers of one tile group: [W; Â] x (k, 2t, B), raw, (Â − W) x, x∘x (k, t, B).
+Scratch = tuple[F32, F32, F32, F32]
 
 
 @dataclass(slots=True)
@@ -70,17 +74,47 @@ class TileGroup:
         out: F32 = np.asarray(self.scatter @ flat, dtype=np.float32)
         return out
 
-    def noisy_read(self, x: F32, y: F32, rng: np.random.Generator) -> F32:
-        """Per-read noise at the column outputs, then each tile's ADC."""
+    def adc_(self, y: F32) -> F32:
+        """Each tile's ADC in place on (k, t, B): round to 2^bits − 1 levels over [lo, hi] (clipped)."""
+        if self.adc_bits <= 0:
+            return y
+        levels = np.float32((1 << self.adc_bits) - 1)
+        lo = self.adc_lo[:, None, None]
+        step = (self.adc_hi - self.adc_lo)[:, None, None] / levels
+        inv = np.float32(1.0) / np.where(step > 0.0, step, np.float32(1.0))
+        # Clipping the integer code against scalars is cheaper than clipping y against per-tile arrays.
+        y -= lo
+        y *= inv
+        np.rint(y, out=y)
+        np.maximum(y, np.float32(0.0), out=y)
+        np.minimum(y, levels, out=y)
+        y *= step
+        y += lo
+        return y
+
+    def read_into(self, x: F32, exact: bool, normals: NormalSource, buf: Scratch) -> tuple[F32, F32 | None]:
+        """One read of tile inputs x (k, t, B) into reused buffers: (raw, (Â − W)x or None).
+
+        raw = each tile's ADC of Wx plus per-read noise σ·sqrt(S(x∘x))·z at the column outputs
+        (exact in distribution for independent per-cell noise G(1 + σz)); with ``exact``,
+        (Â − W)x, the static error the correction cancels, comes from the same matmul.
+        """
+        t, (y, raw, dx, sq) = self.tile, buf
+        wx = np.matmul(self.wa, x, out=y)[:, :t] if exact else np.matmul(self.w, x, out=y[:, :t])
         sigma = self.device.read_noise
-        if sigma <= 0.0:
-            return adc(y.copy(), self.adc_lo, self.adc_hi, self.adc_bits)
-        noise = np.matmul(self.s, x * x)
-        np.sqrt(noise, out=noise)
-        noise *= rng.standard_normal(noise.shape, dtype=np.float32)
-        noise *= np.float32(sigma)
-        noise += y
-        return adc(noise, self.adc_lo, self.adc_hi, self.adc_bits)
+        if sigma > 0.0:
+            np.matmul(self.s, np.square(x, out=sq), out=raw)
+            np.sqrt(raw, out=raw)
+            raw *= normals.normal(raw.shape)
+            raw *= np.float32(sigma)
+            raw += wx
+        else:
+            raw[...] = wx
+        self.adc_(raw)
+        if not exact:
+            return raw, None
+        np.subtract(y[:, t:], wx, out=dx)
+        return raw, dx
 
     def faithful_xtilde(self, x: F32, rng: np.random.Generator) -> F32:
         """Σ_j E_ij e_ij with x̃_ij = x_j + e_ij drawn per cell (the faithful correction mode)."""
@@ -96,23 +130,17 @@ class TileGroup:
 
 @dataclass(slots=True)
 class ShardOut:
-    """Partial sums of one shard over matrix rows: raw read, noiseless W x, exact Â x, x̃ noise."""
+    """Partial sums of one shard over matrix rows: raw read, (Â − W) x̂ and faithful x̃ noise."""
 
     raw: F32
-    wx: F32 | None = None
-    ax: F32 | None = None
+    dx: F32 | None = None
     xnoise: F32 | None = None
 
     def add(self, other: ShardOut) -> ShardOut:
         def plus(a: F32 | None, b: F32 | None) -> F32 | None:
             return None if a is None or b is None else a + b
 
-        return ShardOut(
-            self.raw + other.raw,
-            plus(self.wx, other.wx),
-            plus(self.ax, other.ax),
-            plus(self.xnoise, other.xnoise),
-        )
+        return ShardOut(self.raw + other.raw, plus(self.dx, other.dx), plus(self.xnoise, other.xnoise))
 
 
 class Shard:
@@ -130,13 +158,22 @@ class Shard:
         self.rng = np.random.Generator(np.random.SFC64(seed))
         self.backend = backend or ArrayBackend("numpy")
         self._device: dict[int, tuple[Any, Any]] = {}
+        self._init_scratch()
+
+    def _init_scratch(self) -> None:
+        # Reused read buffers, per (group, batch, parts); the lock keeps concurrent reads apart.
+        self._scratch: dict[tuple[int, int], Scratch] = {}
+        self._lock = threading.Lock()
+        self._normals = NormalSource(self.rng)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Device copies stay where they were made; a Ray actor makes its own on first read.
-        return {k: v for k, v in self.__dict__.items() if k != "_device"} | {"_device": {}}
+        # Device copies and scratch stay where they were made; a Ray actor makes its own.
+        drop = ("_device", "_scratch", "_lock", "_normals")
+        return {k: v for k, v in self.__dict__.items() if k not in drop} | {"_device": {}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._init_scratch()
 
     def _gpu_read(self, g: TileGroup, x: F32, exact: bool) -> tuple[F32, F32]:
         """Matmul and per-read noise on the GPU backend; returns (clean, noisy) on the host."""
@@ -151,27 +188,43 @@ class Shard:
         if g.device.read_noise > 0.0:
             seed = int(self.rng.integers(1 << 62))
             noisy = be.noisy(clean, be.matmul(s, xd * xd), g.device.read_noise, seed)
-        return be.get(y), adc(be.get(noisy), g.adc_lo, g.adc_hi, g.adc_bits)
+        return be.get(y), g.adc_(be.get(noisy))
+
+    def _buffer(self, i: int, g: TileGroup, b: int) -> Scratch:
+        if (i, b) not in self._scratch:
+            k, t = g.blocks, g.tile
+            f32 = np.float32
+            y, raw, dx, sq = (np.empty((k, r * t, b), f32) for r in (2, 1, 1, 1))
+            self._scratch[(i, b)] = (y, raw, dx, sq)
+        return self._scratch[(i, b)]
+
+    def _group_read(self, i: int, g: TileGroup, xs: F32, exact: bool, faithful: bool) -> list[F32]:
+        """Matrix rows (m, B) of one group: raw, and with ``exact`` (Â − W)x and faithful x̃ noise."""
+        x = g.gather(xs)
+        if self.backend.on_gpu:
+            yy, raw = self._gpu_read(g, x, exact)
+            parts = [raw, yy[:, g.tile :] - yy[:, : g.tile]] if exact else [raw]
+        else:
+            raw, dx = g.read_into(x, exact, self._normals, self._buffer(i, g, xs.shape[1]))
+            parts = [raw] if dx is None else [raw, dx]
+        if faithful:
+            parts.append(g.faithful_xtilde(x, self.rng))
+        return [g.outputs(part) for part in parts]
 
     def read(self, xs: F32, exact: bool, faithful: bool) -> ShardOut:
-        """One read of scaled inputs (n, B): raw analog output and, for correction, Âx̂ and W x̂."""
-        total: F32 | None = None
-        for g in self.groups:
-            x = g.gather(xs)
-            if self.backend.on_gpu:
-                y, noisy = self._gpu_read(g, x, exact)
-            else:
-                y = np.matmul(g.wa if exact else g.w, x)
-                noisy = g.noisy_read(x, y[:, : g.tile], self.rng)
-            parts = [noisy, y[:, : g.tile], y[:, g.tile :]] if exact else [noisy]
-            if faithful:
-                parts.append(g.faithful_xtilde(x, self.rng))
-            # One sparse scatter for every product of this group (columns side by side).
-            rows = g.outputs(np.concatenate(parts, axis=-1))
-            total = rows if total is None else total + rows
-        if total is None:
-            total = np.zeros((self.rows, xs.shape[1] * (3 + faithful if exact else 1)), dtype=np.float32)
-        cols = np.split(total, total.shape[1] // xs.shape[1], axis=-1)
+        """One read of scaled inputs (n, B): raw analog output and, for correction, (Â − W) x̂."""
+        parts = (2 + faithful) if exact else 1
+        total: list[F32] = []
+        with self._lock:
+            for i, g in enumerate(self.groups):
+                rows = self._group_read(i, g, xs, exact, faithful)
+                if total:
+                    for acc, r in zip(total, rows, strict=True):
+                        acc += r
+                else:
+                    total = rows
+        if not total:
+            total = [np.zeros((self.rows, xs.shape[1]), np.float32) for _ in range(parts)]
         if not exact:
-            return ShardOut(cols[0])
-        return ShardOut(cols[0], cols[1], cols[2], cols[3] if faithful else None)
+            return ShardOut(total[0])
+        return ShardOut(total[0], total[1], total[2] if faithful else None)
