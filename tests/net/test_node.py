@@ -11,7 +11,7 @@ import pytest
 
 from sedma.errors import ConfigError, InputError
 from sedma.net import NatTransport, Node, NodeClient, NodeConfig, PeerError
-from sedma.net.node import parse_addr
+from sedma.net.node import dht_key, parse_addr
 
 
 def run(coro: Awaitable[Any]) -> Any:
@@ -193,5 +193,22 @@ def test_a_peers_relay_travels_through_hello_dht_answers_and_provider_records() 
         assert isinstance(late.transport, NatTransport)
         assert late.transport.paths[behind.identity.peer_id] == "direct"
         await _stop([late, behind, relay])
+
+    run(main())
+
+
+def test_a_provider_listening_on_every_interface_is_dialled_where_its_handshake_came_from() -> None:
+    async def main() -> None:
+        wide = await Node(NodeConfig(host="0.0.0.0", ephemeral=True, use_memory=False)).start()
+        port = wide.info.port
+        reader = await Node(
+            NodeConfig(ephemeral=True, use_memory=False, bootstrap=(f"127.0.0.1:{port}",))
+        ).start()
+        cid = await wide.put_tensor(np.arange(50, dtype=np.float64), replicas=0)
+        records, _ = await reader.dht.get_providers(dht_key(cid))
+        assert [(r.host, r.port) for r in records] == [("0.0.0.0", port)]  # what it signed
+        assert [(p.host, p.port) for p in await reader.find_providers(cid)] == [("127.0.0.1", port)]
+        assert np.array_equal(await reader.get_tensor(cid), np.arange(50))
+        await _stop([reader, wide])
 
     run(main())

@@ -354,7 +354,17 @@ class Node:
     async def find_providers(self, cid: str) -> list[PeerInfo]:
         """Every provider the DHT knows for ``cid`` (aggregated over the k closest)."""
         records, _ = await self.dht.get_providers(dht_key(cid))
-        return [r.peer for r in records if r.peer.peer_id != self.identity.peer_id]
+        return [self._dialable(r.peer) for r in records if r.peer.peer_id != self.identity.peer_id]
+
+    def _dialable(self, peer: PeerInfo) -> PeerInfo:
+        """A provider listening on every interface signs 0.0.0.0 (or ::) as its host; dial it at
+        the address its handshake came from, when we know it (dialling 0.0.0.0 means ourselves)."""
+        if peer.host not in ("0.0.0.0", "::"):
+            return peer
+        known = self.dht.routing.get(peer.peer_id)
+        if known is None or known.port != peer.port or known.host in ("0.0.0.0", "::"):
+            return peer
+        return replace(peer, host=known.host, relay=peer.relay or known.relay)
 
     async def _fetch(self, cids: list[str], providers: list[PeerInfo]) -> dict[str, bytes]:
         """Blocks from the TOPK providers by the strategy, then from all if those fail."""

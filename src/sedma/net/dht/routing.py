@@ -72,6 +72,10 @@ class RoutingTable:
     def __len__(self) -> int:
         return len(self._all)
 
+    def get(self, peer_id: bytes) -> PeerInfo | None:
+        """The entry for ``peer_id``, if known."""
+        return self._all.get(peer_id)
+
     def peers(self) -> list[PeerInfo]:
         return [p for b in self.buckets for p in b.values()]
 
