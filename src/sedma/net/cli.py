@@ -148,9 +148,9 @@ def peers(node_addr: str, as_json: bool) -> None:
         emit_json(doc)
         return
     me = doc.get("self", {})
-    cols = ["peer_id", "addr", "availability", "rtt_ms", "mem_free_gb", "score"]
+    cols = ["peer_id", "addr", "availability", "rtt_ms", "mem_free_gb", "score", "relay"]
     rows = [
-        [str(p.get(c, ""))[:24] if c == "peer_id" else p.get(c, "") for c in cols]
+        [str(p.get(c, ""))[:24] if c == "peer_id" else ("" if p.get(c) is None else p[c]) for c in cols]
         for p in doc.get("peers", [])
     ]
     print_table(f"peers of {me.get('addr', node_addr)} ({me.get('strategy', '?')})", cols, rows)
