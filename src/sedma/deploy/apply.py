@@ -34,8 +34,11 @@ class Change:
 
 def api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
     """An ApiClient for the current (or given) kubeconfig and context; ConfigError if none."""
-    from kubernetes import config
-    from kubernetes.config.config_exception import ConfigException
+    try:
+        from kubernetes import config
+        from kubernetes.config.config_exception import ConfigException
+    except ImportError:
+        raise ConfigError("applying needs the official Kubernetes client: pip install 'sedma[k8s]'") from None
 
     try:
         return config.new_client_from_config(  # type: ignore[no-untyped-call]
