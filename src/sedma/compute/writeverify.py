@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sedma.compute.devices import Device
+from sedma.compute.sampling import NormalSource
 from sedma.errors import InputError
 
 F32 = npt.NDArray[np.float32]
@@ -89,51 +90,87 @@ class PulseCurve:
     @staticmethod
     def branch(down: F32, values: F32) -> F32:
         """Per-cell value of a per-branch constant; ``down`` is 1.0 on LTD cells, 0.0 on LTP."""
-        out: F32 = values[0] + down * (values[1] - values[0])
+        out: F32 = down * (values[1] - values[0])
+        out += values[0]
         return out
 
     @staticmethod
     def along(g: F32, down: F32) -> F32:
         """The branch coordinate u: g on LTP cells, 1 − g on LTD cells."""
-        out: F32 = g + down * (1.0 - 2.0 * g)
+        out: F32 = g * (np.float32(1.0) - np.float32(2.0) * down)
+        out += down
         return out
+
+    def _rounded(self, k: F32) -> F32:
+        """Whole pulses, at least one and at most the level count (clipped against scalars: cheap)."""
+        np.rint(k, out=k)
+        np.maximum(k, np.float32(1.0), out=k)
+        np.minimum(k, np.float32(self.levels), out=k)
+        return k
 
     def first_write(self, target: F32) -> F32:
         """Pulses from Gmin to ``target`` on the nominal LTP curve (open-loop first write)."""
-        k = -self.a[0] * np.log1p(-np.clip(target, 0.0, 1.0) * self.c[0])
-        out: F32 = np.clip(np.rint(k), 1.0, self.levels).astype(np.float32)
-        return out
+        k = np.minimum(target, np.float32(1.0))
+        np.maximum(k, np.float32(0.0), out=k)
+        k *= -self.c[0]
+        np.log1p(k, out=k)
+        k *= -self.a[0]
+        return self._rounded(k)
 
     def pulses(self, g: F32, target: F32, down: F32, c: F32) -> F32:
         """The controller's estimate: error over the nominal step size at the current conductance."""
-        step = np.maximum(1.0 - self.along(g, down) * c, np.float32(1e-6))
-        k = np.abs(target - g) * self.branch(down, self.ac) / step
-        out: F32 = np.clip(np.rint(k), 1.0, self.levels)
-        return out
+        step = self.along(g, down)
+        step *= c
+        np.subtract(np.float32(1.0), step, out=step)
+        np.maximum(step, np.float32(1e-6), out=step)
+        k = np.subtract(target, g)
+        np.abs(k, out=k)
+        k *= self.branch(down, self.ac)
+        k /= step
+        return self._rounded(k)
 
     def apply(self, g: F32, d: F32, k: F32, down: F32, c: F32) -> F32:
-        """The cell's own response to k pulses: its branch scaled by its device-to-device factor."""
-        u = self.along(g / d, down)
-        decay = np.exp(-k * self.branch(down, self.inv_a))
-        u2 = (1.0 - (1.0 - u * c) * decay) / c
-        out: F32 = self.along(u2, down) * d
+        """The cell's own response to k pulses: its branch scaled by its device-to-device factor.
+
+        With v = 1 − u·c the distance to the branch's asymptote, k pulses give v' = v·e^(−k/A).
+        """
+        v = self.along(g / d, down)
+        v *= c
+        np.subtract(np.float32(1.0), v, out=v)
+        decay = self.branch(down, self.inv_a)
+        decay *= -k
+        np.exp(decay, out=decay)
+        v *= decay
+        np.subtract(np.float32(1.0), v, out=v)
+        v /= c
+        out = self.along(v, down)
+        out *= d
         return out
 
 
 def _pulse(
-    curve: PulseCurve, g: F32, target: F32, d: F32, sigma: float, rng: np.random.Generator, first: bool
+    curve: PulseCurve,
+    g: F32,
+    target: F32,
+    d: F32,
+    sigma: float,
+    rng: np.random.Generator | NormalSource,
+    first: bool,
 ) -> tuple[F32, F32]:
     """One write of k pulses to every active cell, then C2C noise N(0, σ)·√k, clipped to range."""
-    down = (target < g).astype(np.float32)
+    down = np.less(target, g).astype(np.float32)
     c = curve.branch(down, curve.c)
     k = curve.first_write(target) if first else curve.pulses(g, target, down, c)
     moved = curve.apply(g, d, k, down, c)
     if sigma > 0.0:
-        noise: F32 = rng.standard_normal((g.shape[0],), dtype=np.float32)
-        noise *= np.sqrt(k)
+        normals = rng if isinstance(rng, NormalSource) else NormalSource(rng)
+        noise = np.sqrt(k)
         noise *= np.float32(sigma)
+        noise *= normals.normal(noise.shape)
         moved += noise
-    return np.clip(moved, 0.0, d), k
+    np.minimum(moved, d, out=moved)
+    np.maximum(moved, np.float32(0.0), out=moved)
+    return moved, k
 
 
 def program_cells(
@@ -167,28 +204,33 @@ def _verify_loop(
     stats: ProgramStats,
 ) -> None:
     """Pulse, read back, keep the cells still outside tolerance; write each back once it settles."""
-    g = np.zeros(idx.shape[0], dtype=np.float32)
+    # Cell state side by side (conductance, target, d2d factor): one compress per iteration.
+    state = np.stack([np.zeros(idx.shape[0], dtype=np.float32), tgt, d])
+    normals = NormalSource(rng)
     best, stale = np.inf, 0
     for it in range(cfg.max_iterations):
         if idx.size == 0:
             break
-        g, k = _pulse(curve, g, tgt, d, dev.sigma_c2c, rng, it == 0)
+        g, tgt, d = state
+        g, k = _pulse(curve, g, tgt, d, dev.sigma_c2c, normals, it == 0)
+        state[0] = g
         stats.iterations = it + 1
         stats.pulses += int(k.sum(dtype=np.float64))
         stats.verify_reads += int(idx.size)
         stats.max_pulses_per_iteration.append(int(k.max()))
-        err = np.abs(g - tgt)
-        outside = err > cfg.tolerance
+        err = np.subtract(g, tgt)
+        np.abs(err, out=err)
+        outside = err > np.float32(cfg.tolerance)
         # A cell pinned at its rail with the target beyond it cannot move: stop pulsing it.
         pinned = (g >= d) & (tgt > g)
-        stats.unconverged += int(np.count_nonzero(outside & pinned))
+        pinned &= outside
+        stats.unconverged += int(np.count_nonzero(pinned))
         out[idx] = g  # every verified read is the cell's state; settled cells are simply not revisited
-        active = outside & ~pinned
-        sel = np.flatnonzero(active)
-        idx, g, tgt, d = idx.take(sel), g.take(sel), tgt.take(sel), d.take(sel)
-        residual = float(np.dot(err, active)) / sel.size if sel.size else 0.0
+        active = outside ^ pinned
+        idx, state = idx.compress(active), state.compress(active, axis=1)
+        residual = float(np.dot(err, active)) / idx.size if idx.size else 0.0
         best, stale = (residual, 0) if residual < best * _NO_PROGRESS else (best, stale + 1)
         if stale >= cfg.patience:
             break
-    out[idx] = g
+    out[idx] = state[0]
     stats.unconverged += int(idx.size)
