@@ -59,6 +59,12 @@ def make_engine(url: URL) -> Engine:
         )
     except (NoSuchModuleError, ArgumentError) as exc:
         raise ConfigError(f"LTM URL {redact(str(url))!r}: {exc}") from None
+    except ImportError as exc:
+        # The driver is an optional extra; say which one rather than show its import error.
+        raise ConfigError(
+            f"LTM URL {redact(str(url))!r} needs the {exc.name or 'database driver'} package: "
+            "pip install 'sedma[postgres]'"
+        ) from None
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -69,7 +69,12 @@ class _RedisStreams:
     """Redis lists under '<namespace>:stm:<stream>': RPUSH+LTRIM in one MULTI/EXEC, so processes share."""
 
     def __init__(self, url: str, window: int, namespace: str) -> None:
-        import redis
+        try:
+            import redis
+        except ImportError:
+            raise ConfigError(
+                "STM URL redis://… needs the redis package: pip install 'sedma[redis]'"
+            ) from None
 
         self._redis_mod = redis
         self._url = url
