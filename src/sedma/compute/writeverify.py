@@ -187,8 +187,11 @@ def program_cells(
         stats.iterations = 1
         return np.clip(out, 0.0, 1.0).astype(np.float32), stats
     idx = np.flatnonzero(target > cfg.tolerance)  # cells already at Gmin are within tolerance
-    d = (1.0 + dev.sigma_d2d * rng.standard_normal(idx.size, dtype=np.float32)).clip(0.5, 1.5)
-    _verify_loop(PulseCurve(dev), out, idx, target[idx], d.astype(np.float32), dev, cfg, rng, stats)
+    normals = NormalSource(rng)
+    d = normals.normal(idx.shape) * np.float32(dev.sigma_d2d)
+    d += np.float32(1.0)
+    np.clip(d, np.float32(0.5), np.float32(1.5), out=d)
+    _verify_loop(PulseCurve(dev), out, idx, target[idx], d, dev, cfg, normals, stats)
     return out, stats
 
 
@@ -200,18 +203,21 @@ def _verify_loop(
     d: F32,
     dev: Device,
     cfg: VerifyConfig,
-    rng: np.random.Generator,
+    normals: NormalSource,
     stats: ProgramStats,
 ) -> None:
     """Pulse, read back, keep the cells still outside tolerance; write each back once it settles."""
-    # Cell state side by side (conductance, target, d2d factor): one compress per iteration.
-    state = np.stack([np.zeros(idx.shape[0], dtype=np.float32), tgt, d])
-    normals = NormalSource(rng)
+    # Cell state side by side (conductance, target, d2d factor, index as int32 bits): one compress
+    # per iteration keeps them aligned.
+    state = np.empty((4, idx.shape[0]), dtype=np.float32)
+    state[0], state[1], state[2] = 0.0, tgt, d
+    state[3].view(np.int32)[:] = idx
     best, stale = np.inf, 0
     for it in range(cfg.max_iterations):
-        if idx.size == 0:
+        if state.shape[1] == 0:
             break
-        g, tgt, d = state
+        g, tgt, d, cells = state
+        idx = cells.view(np.int32)
         g, k = _pulse(curve, g, tgt, d, dev.sigma_c2c, normals, it == 0)
         state[0] = g
         stats.iterations = it + 1
@@ -227,10 +233,11 @@ def _verify_loop(
         stats.unconverged += int(np.count_nonzero(pinned))
         out[idx] = g  # every verified read is the cell's state; settled cells are simply not revisited
         active = outside ^ pinned
-        idx, state = idx.compress(active), state.compress(active, axis=1)
-        residual = float(np.dot(err, active)) / idx.size if idx.size else 0.0
+        state = state.compress(active, axis=1)
+        left = state.shape[1]
+        residual = float(np.dot(err, active)) / left if left else 0.0
         best, stale = (residual, 0) if residual < best * _NO_PROGRESS else (best, stale + 1)
         if stale >= cfg.patience:
             break
-    out[idx] = state[0]
-    stats.unconverged += int(idx.size)
+    out[state[3].view(np.int32)] = state[0]
+    stats.unconverged += int(state.shape[1])
