@@ -212,3 +212,15 @@ def test_a_provider_listening_on_every_interface_is_dialled_where_its_handshake_
         await _stop([reader, wide])
 
     run(main())
+
+
+def test_a_start_that_cannot_join_fails_typed_and_releases_its_listener() -> None:
+    async def main() -> None:
+        node = Node(NodeConfig(ephemeral=True, use_memory=False, bootstrap=("127.0.0.1:1",)))
+        with pytest.raises(PeerError, match="no bootstrap peer answered"):
+            await node.start()
+        assert node.endpoint.advertised is not None and node.endpoint.listener is None
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", node.endpoint.advertised[1])
+
+    run(main())

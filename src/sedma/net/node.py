@@ -155,12 +155,16 @@ class Node:
             on_stored=self._announce,
         )
         self._register()
-        await self.endpoint.listen(self.config.host, self.config.port)
-        await self._start_relay()
-        register_nat_api(self.endpoint, relay=self._relay)
-        boot = [parse_addr(a, field="bootstrap") for a in self.config.bootstrap]
-        await self._attach_behind_nat(boot)
-        await self.join(boot)
+        try:
+            await self.endpoint.listen(self.config.host, self.config.port)
+            await self._start_relay()
+            register_nat_api(self.endpoint, relay=self._relay)
+            boot = [parse_addr(a, field="bootstrap") for a in self.config.bootstrap]
+            await self._attach_behind_nat(boot)
+            await self.join(boot)
+        except BaseException:
+            await self._release()  # a failed start leaves no listener, reservation or relay behind
+            raise
         self.dht.start()
         self.endpoint.start_reaper()
         self._started = True
@@ -211,11 +215,15 @@ class Node:
         if not self._started:
             return
         self._started = False
+        await self._release()
+
+    async def _release(self) -> None:
         await self.dht.stop()
         await self.endpoint.close()
         await self.transport.close()
         if self._relay is not None:
             await self._relay.close()
+            self._relay = None
         self.cache.flush()
         if self._own_memory is not None:
             self._own_memory.close()
