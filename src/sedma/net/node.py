@@ -6,7 +6,10 @@ state. ``put_tensor`` stores blocks, announces the manifest and block CIDs as pr
 and places replicas on peers ranked by Eq. 7; ``get_tensor`` finds every provider, ranks them
 with the configured strategy (``adaptive``, ``dht-only`` or ``random``: the paper's
 ablations), fetches verified blocks in parallel and assembles the tensor. Peer profiles go to
-LTM and loads/RTTs to STM through the shared :class:`~sedma.memory.DualMemory`.
+LTM and loads/RTTs to STM through the shared :class:`~sedma.memory.DualMemory`. Behind a NAT
+a node notices at start that its bootstrap peers cannot dial it back, reserves a slot on a
+relay they run and advertises it (the transport is :class:`~sedma.net.holepunch.NatTransport`,
+which also dials such peers through their relay, with a hole-punching upgrade).
 """
 
 from __future__ import annotations
