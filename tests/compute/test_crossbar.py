@@ -150,3 +150,17 @@ def test_a_constant_input_column_is_carried_digitally_and_exactly() -> None:
     assert out.first_order is not None
     np.testing.assert_allclose(out.first_order[:, 0], a @ x[:, 0], rtol=1e-6)
     assert _rel(out.first_order[:, 1], a @ x[:, 1]) > 0
+
+
+def test_grid_scatter_equals_the_sparse_scatter() -> None:
+    rng = np.random.default_rng(11)
+    a = rng.random((70, 50))
+    for shards, grid in ((1, (3, 2)), (2, (3, 1))):
+        pm = program(a, device="EpiRAM", tile=32, seed=2, config=CrossbarConfig(shards=shards))
+        group = pm.executor.shards[0].groups[0]  # type: ignore[attr-defined]
+        assert group.grid == grid
+        y = rng.random((group.blocks, 32, 3)).astype(np.float32)
+        fast = group.outputs(y)
+        group.grid = None
+        np.testing.assert_allclose(fast, group.outputs(y), rtol=1e-6)
+        pm.close()

@@ -291,7 +291,7 @@ class ProgrammedMatrix:
         self.raw_var = float(np.mean((raw - exact) ** 2))
         self.noise_var = float(np.mean((p - exact) ** 2))
 
-    def _scaled(self, xs: F32, correction: str) -> tuple[F32, F32 | None]:
+    def _scaled(self, xs: F32, correction: str, xs_sum: F64 | None = None) -> tuple[F32, F32 | None]:
         """The analog part in scaled units: raw read and (with correction) p of Algorithm 1, l. 7."""
         exact = correction != "none"
         faithful = self.config.xtilde == "faithful"
@@ -306,7 +306,9 @@ class ProgrammedMatrix:
             noise = self._normals.normal(p.shape)
             noise *= self._xnoise_sd
         # A constant input scales to all zeros: its x̃ copies sit at Gmin, never pulsed, exact.
-        live = (xs > 0.0).any(axis=0)
+        # Min-max scaled inputs are >= 0, so a column has a positive entry iff its sum is positive.
+        minmax = xs_sum is not None and not self.signed_inputs
+        live = xs_sum.ravel() > 0.0 if minmax and xs_sum is not None else (xs > 0.0).any(axis=0)
         if not live.all():
             noise *= live
         p -= noise
@@ -316,10 +318,14 @@ class ProgrammedMatrix:
         """Digital un-scaling, (products, m, B): s_A s_x P + a₀ s_x Σx̂ + s_A x₀ rowsum(Â) + n a₀ x₀."""
         a0, sa = float(self.scale.lo.ravel()[0]), float(self.scale.span.ravel()[0])
         x0, sx = xsc.lo.reshape(1, -1), xsc.span.reshape(1, -1)
-        offset = a0 * sx * xs_sum + sa * x0 * self.rowsum[:, None] + self.shape[1] * a0 * x0
+        offset = self.rowsum[:, None] * (sa * x0)
+        offset += a0 * sx * xs_sum + self.shape[1] * a0 * x0
         out: F64 = np.empty((len(prods), *prods[0].shape))
         gain = sa * sx
         for i, prod in enumerate(prods):
+            if i and prod is prods[i - 1]:
+                out[i] = out[i - 1]  # λ = 0: y* is p itself
+                continue
             np.multiply(prod, gain, out=out[i])
             out[i] += offset
         return out
@@ -337,7 +343,7 @@ class ProgrammedMatrix:
         vec = check_input(x, self.shape[1])
         xs, xsc = scale(vec, mode=self.config.scaling, axis=0)
         xs_sum = xs.sum(axis=0, dtype=np.float64)[None, :]
-        raw_s, p_s = self._scaled(xs, mode)
+        raw_s, p_s = self._scaled(xs, mode, xs_sum)
         prods: list[npt.NDArray[np.floating]] = [raw_s] if p_s is None else [raw_s, p_s]
         if mode == "full" and p_s is not None:
             value = self.lam if lam is None else lam

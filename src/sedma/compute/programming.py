@@ -171,6 +171,19 @@ def _stack_blocks(
 IdxPair = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
 
 
+def _grid(blocks: list[Block], tile: int, m: int) -> tuple[int, int] | None:
+    """(R, C) when ``blocks`` tile all rows as a row-major grid: block i starts at row (i // C)·t."""
+    r = -(-m // tile)
+    if len(blocks) % r:
+        return None
+    c = len(blocks) // r
+    row0 = np.arange(len(blocks)) // c * tile
+    # Every block must fill its band (no padded tile row may land on another group's matrix row).
+    full = np.minimum(tile, m - row0)
+    ok = all(b.row0 == r0 and b.rows == f for b, r0, f in zip(blocks, row0, full, strict=True))
+    return (r, c) if ok else None
+
+
 def _scatter(rows: npt.NDArray[np.intp], m: int) -> sp.csr_matrix:
     flat = rows.reshape(-1)
     keep = np.flatnonzero(flat < m)
@@ -245,7 +258,7 @@ def build_group(
         adc_lo=asm.adc_lo, adc_hi=asm.adc_hi,
         dac_bits=dev.dac_bits if cfg.dac_bits is None else cfg.dac_bits,
         adc_bits=dev.adc_bits if cfg.adc_bits is None else cfg.adc_bits,
-        signed=signed, xvar=float(asm.xvar),
+        signed=signed, xvar=float(asm.xvar), grid=_grid(blocks, tile, m),
     )  # fmt: skip
     summary = GroupSummary(
         dev, tile, len(blocks), asm.stats, colg[:n], rows_e2[:m], group.dac_bits, group.adc_bits

@@ -48,6 +48,9 @@ class TileGroup:
     adc_bits: int
     signed: bool
     xvar: float  # variance of one x̃ cell (programming + read), scaled units
+    # (block rows, block columns) when the blocks are a full row-major grid of the matrix, tile i
+    # at rows (i // C)·t…: then the scatter is a reshape and one sum (the static plan on one shard).
+    grid: tuple[int, int] | None = None
 
     @property
     def blocks(self) -> int:
@@ -70,6 +73,11 @@ class TileGroup:
 
     def outputs(self, y: F32) -> F32:
         """Tile outputs (k, t, B) summed into matrix rows (m, B)."""
+        if self.grid is not None:
+            r, c = self.grid
+            m = self.scatter.shape[0]
+            rows: F32 = np.add.reduce(y.reshape(r, c, self.tile, y.shape[-1]), axis=1)
+            return rows.reshape(r * self.tile, -1)[:m]
         flat = np.ascontiguousarray(y).reshape(-1, y.shape[-1])
         out: F32 = np.asarray(self.scatter @ flat, dtype=np.float32)
         return out
