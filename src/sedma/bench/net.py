@@ -31,6 +31,7 @@ from rich.progress import Progress, TaskID
 
 from sedma._output import console, emit_json, err_console, print_table
 from sedma.errors import ConfigError, SedmaError
+from sedma.memory.urls import resolve_home
 from sedma.net.client import NodeClient
 from sedma.net.node import Node, NodeConfig, dht_key, parse_addr
 from sedma.net.service import SWITCH_INTERVAL_S
@@ -487,8 +488,8 @@ def net(quick: bool, plot_path: Path | None, no_plot: bool, as_json: bool) -> No
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     with Progress(console=err_console, transient=True) as progress:
         results = asyncio.run(run_bench(cfg, progress))
-    home = Path(os.environ.get("SEDMA_HOME") or Path.home() / ".sedma")
-    results["plot"] = None if no_plot else str(plot(results, plot_path or home / "bench" / "net.png"))
+    default_plot = resolve_home() / "bench" / "net.png"
+    results["plot"] = None if no_plot else str(plot(results, plot_path or default_plot))
     if as_json:
         emit_json(results)
         return

@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sedma.errors import ConfigError, InputError, StorageError
+from sedma.memory.urls import resolve_home
 from sedma.net.cid import matches, validate_cid, verify_block
 
 DEFAULT_BUDGET = 1 << 30
 
 
 def default_root() -> Path:
-    """``$SEDMA_HOME/blocks`` (``~/.sedma/blocks`` when SEDMA_HOME is unset)."""
-    home = os.environ.get("SEDMA_HOME") or str(Path.home() / ".sedma")
-    return Path(home) / "blocks"
+    """``$SEDMA_HOME/blocks``, with SEDMA_HOME resolved as the dual memory resolves it."""
+    return resolve_home() / "blocks"
 
 
 @dataclass(frozen=True, slots=True)
