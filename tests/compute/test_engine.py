@@ -115,3 +115,17 @@ def test_ray_address_selects_ray_unless_the_executor_is_given(monkeypatch: pytes
     monkeypatch.setenv("SEDMA_RAY_ADDRESS", "127.0.0.1:6379")
     assert ComputeOptions().executor_kind() == "ray"
     assert ComputeOptions(executor="local").executor_kind() == "local"
+
+
+def test_row_aware_l_lets_adaptive_lambda_help_on_the_2d_photos() -> None:
+    a, x = blur_workload(BlurSpec(32, 32, 1.5))  # 2-D blur of the two photos, flattened row-major
+    runs = {}
+    for rows in (False, True):
+        opts = _opts(tile=256, image_rows=rows, crossbar=CrossbarConfig(probes=4))
+        runs[rows] = process(a, x, memory=None, options=opts)
+    flat, aware = runs[False], runs[True]
+    assert aware.workload["row_width"] == 32
+    assert aware.lam is not None and flat.lam is not None and aware.lam > flat.lam
+    # The row-aware L removes several times more of the first-order error than the flat one.
+    gain = lambda r: 1 - r.relative_error["full"] / r.relative_error["first_order"]  # noqa: E731
+    assert gain(aware) > 0.05 and gain(aware) > 3 * gain(flat)

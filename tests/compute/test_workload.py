@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sedma.compute.images import BlurSpec, blur_matrix, blur_operator
+from sedma.compute.images import BlurSpec, blur_matrix, blur_operator, gaussian_band
 from sedma.compute.workload import ClassifyConfig, classify, shape_bucket
 from sedma.errors import InputError
 
@@ -97,3 +97,10 @@ def test_sparse_operators_are_sampled_without_densifying() -> None:
     assert classify(small) == classify(small.toarray())
     with pytest.raises(InputError, match="not real numeric"):
         classify(sp.csr_matrix(np.ones((2, 2), dtype=complex)))
+
+
+def test_image_row_width_is_found_only_for_row_major_image_operators() -> None:
+    assert classify(blur_operator(BlurSpec(32, 32, 1.5))).row_width == 32
+    assert classify(blur_operator(BlurSpec(24, 16, 2.0)).toarray()).row_width == 16
+    assert classify(gaussian_band(256, 4.0)).row_width is None  # 1-D blur: no wraps
+    assert classify(np.random.default_rng(0).random((300, 300))).row_width is None

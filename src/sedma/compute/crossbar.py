@@ -248,6 +248,8 @@ class ProgrammedMatrix:
         self.noise_var = 0.0
         self.raw_var = 0.0
         self.last_lam: float | None = None
+        # Image width of the outputs when they are row-major image rows (row-aware L of Eq. 5).
+        self.row_width: int | None = None
 
     def _totals(self, program_s: float) -> ProgramTotals:
         total = ProgramStats()
@@ -349,7 +351,7 @@ class ProgrammedMatrix:
             value = self.lam if lam is None else lam
             self.last_lam = value(p_s, self.noise_var) if callable(value) else float(value)
             # λ = 0 leaves p as it is: no copy, no solve.
-            prods.append(p_s if self.last_lam == 0.0 else corr.smooth(p_s, self.last_lam))
+            prods.append(p_s if self.last_lam == 0.0 else corr.smooth(p_s, self.last_lam, self.row_width))
         ys = self._unscale(prods, xs_sum, xsc)
         outs: list[F64 | None] = [y[:, 0].copy() if np.ndim(x) == 1 else y for y in ys]
         outs += [None] * (3 - len(outs))

@@ -64,6 +64,8 @@ class ComputeOptions:
     lambda_mem: float = DEFAULT_LAMBDA_MEM
     time_reads: bool = True
     progress: bool = False
+    # Eq. 5's L respects image rows when the signature found A acting on row-major images.
+    image_rows: bool = True
 
     def validate(self) -> None:
         if self.partition not in PARTITIONS:
@@ -155,15 +157,17 @@ def _plan(
     return search.plan, models, info
 
 
-def _lambda_rule(opts: ComputeOptions, memory: DualMemory | None, key: str) -> tuple[Any, list[Any]]:
+def _lambda_rule(
+    opts: ComputeOptions, memory: DualMemory | None, key: str, width: int | None
+) -> tuple[Any, list[Any]]:
     """λ of Eq. 5: a fixed number, or Eq. 6 decided on the first read's p (kept in ``box``)."""
     box: list[Any] = []
     if not isinstance(opts.lam, str):
         return float(opts.lam), box
 
     def rule(p: npt.NDArray[np.float32], noise_var: float) -> float:
-        decision = lam_mod.decide_lambda(p, noise_var, memory=memory, key=key, alpha=opts.alpha)
-        box.extend([decision, lam_mod.risk_gain(p, decision.noise_var, decision.value)])
+        decision = lam_mod.decide_lambda(p, noise_var, memory=memory, key=key, alpha=opts.alpha, width=width)
+        box.extend([decision, lam_mod.risk_gain(p, decision.noise_var, decision.value, width)])
         return float(decision.value)
 
     return rule, box
@@ -201,7 +205,7 @@ def _read(
     pm: ProgrammedMatrix, vec: npt.NDArray[np.float64], opts: ComputeOptions, mem: Any, key: str
 ) -> _Reads:
     """The first read decides λ_t on its own p; then steady-state reads are timed with it."""
-    rule, box = _lambda_rule(opts, mem, key)
+    rule, box = _lambda_rule(opts, mem, key, pm.row_width)
     t0 = time.perf_counter()
     readout = pm.read(vec, correction=opts.correction, lam=rule)
     first_read_s = time.perf_counter() - t0
@@ -225,6 +229,7 @@ def process(a: Any, x: Any, *, memory: DualMemory | None, options: ComputeOption
     plan, devices, pinfo = _plan(arr.shape, dev, options, pattern)
     pm = program(arr, plan=plan, device=devices, config=options.crossbar, seed=options.seed,
                  executor=options.executor_kind(), progress=options.progress)  # fmt: skip
+    pm.row_width = sig.row_width if options.image_rows else None
     try:
         reads = _read(pm, vec, options, mem, key)
         mvm, prog, stats = pm.mvm_cost(vec, correction=options.correction), pm.program_cost(), pm.stats

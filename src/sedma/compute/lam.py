@@ -54,12 +54,17 @@ class LambdaDecision:
 
 
 def choose_lambda(
-    p: npt.NDArray[np.floating], noise_var: float, *, grid: npt.NDArray[np.float64] = LAMBDA_GRID
+    p: npt.NDArray[np.floating],
+    noise_var: float,
+    *,
+    grid: npt.NDArray[np.float64] = LAMBDA_GRID,
+    width: int | None = None,
 ) -> tuple[float, npt.NDArray[np.float64]]:
-    """The smallest λ of ``grid`` whose SURE risk is within the slack of the minimum."""
+    """The smallest λ of ``grid`` whose SURE risk is within the slack of the minimum (row-aware L
+    of image width ``width`` if given)."""
     if noise_var <= 0.0 or np.asarray(p).shape[0] < MIN_ROWS:
         return 0.0, np.zeros(grid.shape)
-    risks = sure_risk(p, noise_var, grid)
+    risks = sure_risk(p, noise_var, grid, width)
     energy = np.asarray(p).size * noise_var
     ok = np.flatnonzero(risks <= risks.min() + SLACK * energy)
     return float(grid[ok[0]]), risks
@@ -92,11 +97,17 @@ def _recent(memory: Memory | None, stream: str, value: float, stat: str) -> floa
 
 
 def decide_lambda(
-    p: npt.NDArray[np.floating], noise_var: float, *, memory: Memory | None, key: str, alpha: float
+    p: npt.NDArray[np.floating],
+    noise_var: float,
+    *,
+    memory: Memory | None,
+    key: str,
+    alpha: float,
+    width: int | None = None,
 ) -> LambdaDecision:
     """λ_t for outputs p (scaled units) with probe noise variance σ² (Eq. 6)."""
     sigma2 = _recent(memory, f"compute/noise/{key}", noise_var, "mean")
-    now, _ = choose_lambda(p, sigma2)
+    now, _ = choose_lambda(p, sigma2, width=width)
     recent = _recent(memory, f"compute/lambda/{key}", now, "p50")
     lam_mem = recall_lambda(memory, key)
     value = combine(lam_mem, recent, alpha)
@@ -112,9 +123,9 @@ def record_lambda(memory: Memory | None, key: str, decision: LambdaDecision, *, 
     return bool(memory.remember("compute", "lambda", key, value, score=max(gain, 0.0)))
 
 
-def risk_gain(p: npt.NDArray[np.floating], noise_var: float, lam: float) -> float:
+def risk_gain(p: npt.NDArray[np.floating], noise_var: float, lam: float, width: int | None = None) -> float:
     """Estimated fraction of the error energy λ removes: 1 − risk(λ)/risk(0) by SURE."""
     if noise_var <= 0.0:
         return 0.0
-    r = sure_risk(p, noise_var, np.array([0.0, lam]))
+    r = sure_risk(p, noise_var, np.array([0.0, lam]), width)
     return float(1.0 - r[1] / r[0]) if r[0] > 0 else 0.0

@@ -54,6 +54,8 @@ class WorkloadSignature:
     row_variation: float
     row_roughness: float
     output_roughness: float
+    # Image width when A acts on row-major images (its row-to-row jumps recur every w rows).
+    row_width: int | None = None
 
     @property
     def smooth(self) -> bool:
@@ -94,6 +96,7 @@ class WorkloadSignature:
             "row_variation": self.row_variation,
             "row_roughness": self.row_roughness,
             "output_roughness": self.output_roughness,
+            "row_width": self.row_width,
         }
 
 
@@ -146,6 +149,36 @@ def _ratio(diff: float, baseline: float) -> float:
     return float(diff / baseline) if baseline > 0.0 else 0.0
 
 
+def _jump_norms(arr: Any, rows: int) -> npt.NDArray[np.float64]:
+    """‖a_{i+1} − a_i‖ for the first ``rows`` rows (dense or scipy.sparse)."""
+    if sp.issparse(arr):
+        block = sp.csr_matrix(arr[:rows])
+        d = block[1:] - block[:-1]
+        return np.sqrt(np.asarray(d.multiply(d).sum(axis=1), dtype=np.float64).ravel())
+    block = np.asarray(arr[:rows], dtype=np.float32)
+    norms: npt.NDArray[np.float64] = np.linalg.norm(np.diff(block, axis=0), axis=1).astype(np.float64)
+    return norms
+
+
+def image_row_width(a: Any, *, rows: int = 1024) -> int | None:
+    """Width w of the row-major images a smooth operator acts on, or None.
+
+    Neighbouring outputs of an image blur differ little except where the flattened index wraps to
+    the next image row: there ‖a_{i+1} − a_i‖ jumps (more than twice the median). The width is
+    accepted only if the jumps fall exactly on every multiple of w in the first ``rows`` rows,
+    at least twice, and w divides the row count.
+    """
+    m = a.shape[0]
+    if m < 4:
+        return None
+    norms = _jump_norms(a, min(m, rows))
+    jumps = np.flatnonzero(norms > 2.0 * np.median(norms)) + 1
+    if jumps.size < 2 or m % int(jumps[0]):
+        return None
+    w = int(jumps[0])
+    return w if w >= 2 and np.array_equal(jumps, np.arange(w, norms.size + 1, w)) else None
+
+
 def classify(a: Any, *, config: ClassifyConfig | None = None) -> WorkloadSignature:
     """Signature of A (dense or scipy.sparse) from sampled rows: shape class, sparsity, range,
     roughness (Algorithm 1, line 1)."""
@@ -171,4 +204,5 @@ def classify(a: Any, *, config: ClassifyConfig | None = None) -> WorkloadSignatu
         row_variation=along / span if span > 0 else 0.0,
         row_roughness=_ratio(along, base),
         output_roughness=_ratio(across, base),
+        row_width=image_row_width(arr) if _ratio(across, base) < SMOOTH_RATIO else None,
     )
