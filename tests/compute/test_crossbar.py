@@ -164,3 +164,17 @@ def test_grid_scatter_equals_the_sparse_scatter() -> None:
         group.grid = None
         np.testing.assert_allclose(fast, group.outputs(y), rtol=1e-6)
         pm.close()
+
+
+def test_concurrent_reads_of_one_matrix_do_not_mix_their_buffers() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(12)
+    a = rng.random((96, 80))
+    xs = [rng.random((80, 2)) for _ in range(24)]
+    pm = program(a, device="ideal", tile=32, config=CrossbarConfig(shards=1))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outs = list(pool.map(lambda x: pm.read(x, correction="full", lam=0.0).output, xs))
+    pm.close()
+    for x, y in zip(xs, outs, strict=True):
+        np.testing.assert_allclose(y, a @ x, rtol=1e-4)

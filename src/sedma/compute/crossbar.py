@@ -11,6 +11,7 @@ actors). ``pm @ x`` and ``pm.read(x)`` then run the MELISO+ pipeline for vectors
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -243,6 +244,7 @@ class ProgrammedMatrix:
         self._xnoise_sd = np.sqrt(self.rows_e2)[:, None]
         self._rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(3,))))
         self._normals = NormalSource(self._rng)
+        self._draw_lock = threading.Lock()
         self._probe_rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(4,))))
         self.stats = self._totals(program_s)
         self.noise_var = 0.0
@@ -305,8 +307,8 @@ class ProgrammedMatrix:
         if out.xnoise is not None:
             noise = out.xnoise
         else:
-            noise = self._normals.normal(p.shape)
-            noise *= self._xnoise_sd
+            with self._draw_lock:  # the draw is a view of shared scratch: copy it out under the lock
+                noise = self._normals.normal(p.shape) * self._xnoise_sd
         # A constant input scales to all zeros: its x̃ copies sit at Gmin, never pulsed, exact.
         # Min-max scaled inputs are >= 0, so a column has a positive entry iff its sum is positive.
         minmax = xs_sum is not None and not self.signed_inputs
