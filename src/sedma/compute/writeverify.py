@@ -158,10 +158,18 @@ def _pulse(
     first: bool,
 ) -> tuple[F32, F32]:
     """One write of k pulses to every active cell, then C2C noise N(0, σ)·√k, clipped to range."""
-    down = np.less(target, g).astype(np.float32)
-    c = curve.branch(down, curve.c)
-    k = curve.first_write(target) if first else curve.pulses(g, target, down, c)
-    moved = curve.apply(g, d, k, down, c)
+    if first:
+        # From Gmin every cell is on the LTP branch at u = 0: apply() reduces to (1 − e^(−k/A))·d/c.
+        k = curve.first_write(target)
+        moved = k * -curve.inv_a[0]
+        np.exp(moved, out=moved)
+        np.subtract(np.float32(1.0), moved, out=moved)
+        moved *= d / curve.c[0]
+    else:
+        down = np.less(target, g).astype(np.float32)
+        c = curve.branch(down, curve.c)
+        k = curve.pulses(g, target, down, c)
+        moved = curve.apply(g, d, k, down, c)
     if sigma > 0.0:
         normals = rng if isinstance(rng, NormalSource) else NormalSource(rng)
         noise = np.sqrt(k)
