@@ -125,3 +125,18 @@ def test_adaptive_partition_uses_more_of_the_provisioned_cells_than_static(
         utilization[partition] = doc["cell_utilization"]
     assert utilization["static"] == pytest.approx(1000 * 777 / (4 * 512 * 512))
     assert utilization["adaptive"] > utilization["static"] + 0.1
+
+
+def test_matvec_table_says_the_second_run_starts_from_long_term_memory() -> None:
+    from click.testing import CliRunner
+
+    from sedma.compute.cli import matvec
+
+    args = ["--rows", "96", "--cols", "80", "--partition", "adaptive", "--tile", "64"]
+    runner = CliRunner()
+    first = runner.invoke(matvec, args)
+    second = runner.invoke(matvec, args)
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert "LTM held" not in first.output
+    assert "LTM held" in second.output
+    assert "│ ltm" in second.output

@@ -76,6 +76,8 @@ def _human(report: MatvecReport) -> None:
         ("relative error first-order", err["first_order"]),
         ("relative error full", err["full"]),
         ("lambda", report.lam),
+        ("lambda from", _lambda_origin(report.lambda_decision)),
+        ("partition from", report.partition.get("origin", report.partition.get("strategy"))),
         ("MVM/s", report.mvm_per_s),
         ("program s", report.program_s),
         ("program iterations", report.program_iterations),
@@ -90,6 +92,16 @@ def _human(report: MatvecReport) -> None:
         ("workload", report.workload["key"]),
     ]
     print_table("sedma matvec", ["quantity", "value"], [(k, "-" if v is None else v) for k, v in rows])
+
+
+def _lambda_origin(decision: dict[str, Any] | None) -> str:
+    """Where λ_t came from (Eq. 6): fixed, recent statistics, long-term memory, or both."""
+    if decision is None:
+        return "fixed"
+    source = str(decision.get("source", "fixed"))
+    if decision.get("memory") is not None and source != "fixed":
+        return f"{source} (LTM held {decision['memory']:.3g}, alpha {decision.get('alpha', 0):.2g})"
+    return source
 
 
 @click.command()
