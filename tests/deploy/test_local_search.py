@@ -79,3 +79,21 @@ def test_exact_lns_move_never_worsens_and_stays_feasible() -> None:
         assert feasible(pb, s.p)
         assert s.value() == pytest.approx(objective(pb, s.p))
         assert objective(pb, s.p) <= before + 1e-9
+
+
+def test_group_start_is_feasible_and_beats_greedy_on_zoned_cluster() -> None:
+    from sedma.deploy.local_search import _group_start
+
+    cl = random_cluster(12, seed=2)
+    pb = build_problem(random_workflow(60, cl, seed=2), cl)
+    p = _group_start(pb, LocalSearchConfig(seed=2), 0.4)
+    gr = greedy(pb)
+    assert p is not None and gr is not None
+    assert feasible(pb, p) and objective(pb, p) < objective(pb, gr)
+
+
+def test_group_start_needs_node_groups() -> None:
+    from sedma.deploy.local_search import _group_start
+
+    pb = random_problem(30, 4, seed=1)  # every link cost differs: no groups
+    assert _group_start(pb, LocalSearchConfig(seed=1), 0.2) is None

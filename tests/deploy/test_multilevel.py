@@ -33,3 +33,26 @@ def test_matching_pairs_only_talking_agents_and_respects_kept_placement() -> Non
         if len(members) == 2:
             i, j = members
             assert pb.traffic[i, j] > 0 and keep[i] == keep[j]
+
+
+def test_node_groups_are_the_generator_zones_and_group_problem_prices_them() -> None:
+    from sedma.deploy.generator import random_cluster, random_workflow
+    from sedma.deploy.multilevel import group_problem, node_groups, spread_in_groups
+    from sedma.deploy.objective import build_problem, comm_total
+
+    cl = random_cluster(12, seed=3)
+    pb = build_problem(random_workflow(40, cl, seed=3), cl)
+    groups = node_groups(pb)
+    # Racks of two, zones of two racks: three zones of four nodes, cheap links only inside.
+    assert sorted(np.bincount(groups).tolist()) == [4, 4, 4]
+    same = groups[:, None] == groups[None, :]
+    assert pb.netcost[~same].min() > pb.netcost[same].max()
+    gp = group_problem(pb, groups)
+    assert gp.m == 3 and gp.cap_cpu.sum() == pytest.approx(pb.cap_cpu.sum())
+    zone = np.random.default_rng(0).integers(0, 3, pb.n)
+    p = spread_in_groups(pb, groups, zone)
+    assert np.array_equal(groups[p], zone)
+    # Only links inside a zone differ between the two: the zone-level comm cost is exact on
+    # cross-zone traffic, and inside a zone it is at most the dearest intra-zone link.
+    slack = 0.5 * (pb.traffic * same[p][:, p]).sum() * pb.netcost[same].max()
+    assert comm_total(gp, zone) == pytest.approx(comm_total(pb, p), abs=slack + 1e-9)

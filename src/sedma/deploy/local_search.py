@@ -21,6 +21,7 @@ LNS_SHARE = 0.5  # share of kicks that re-place a related group exactly
 LNS_SIZE = 12
 LNS_SECONDS = 0.05
 ML_FREE = 8  # every 8th V-cycle coarsens without keeping the best placement
+GROUP_SHARE = 0.2  # share of the time limit for the start found over node groups (zones)
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,9 @@ def local_search(problem: Problem, starts: list[Ints], config: LocalSearchConfig
     t_end = time.perf_counter() + config.time_limit
     rng = np.random.default_rng(config.seed)
     if config.multilevel and problem.n > max(2 * problem.m, 16):
-        ml = _v_cycles(problem, rng, config)
+        t0 = time.perf_counter()
+        grouped = _group_start(problem, config, GROUP_SHARE * config.time_limit)
+        ml = _v_cycles(problem, rng, config, grouped, t0 + ML_SHARE * config.time_limit)
         starts = [*starts, ml] if ml is not None else starts
     descended = [_State(problem, start) for start in starts]
     for s in descended:
@@ -234,11 +237,36 @@ def local_search(problem: Problem, starts: list[Ints], config: LocalSearchConfig
     return best_p, objective(problem, best_p)
 
 
-def _v_cycles(problem: Problem, rng: np.random.Generator, config: LocalSearchConfig) -> Ints | None:
-    """V-cycles for ML_SHARE of the time: every ML_FREE-th coarsens freely (diversity), the
-    others keep the best placement so far, so the coarse search moves whole groups."""
-    keep: Ints | None = None
-    ml_end = time.perf_counter() + ML_SHARE * config.time_limit
+def _group_start(problem: Problem, config: LocalSearchConfig, seconds: float) -> Ints | None:
+    """Solve the agents over node groups (zones: no bin packing inside), then spread each group's
+    agents over its nodes and repair capacities by strategic oscillation; None without groups."""
+    from sedma.deploy.baselines import first_fit_decreasing, greedy
+    from sedma.deploy.multilevel import group_problem, node_groups, spread_in_groups
+
+    groups = node_groups(problem)
+    if not 1 < int(groups.max()) + 1 < problem.m:
+        return None
+    gp = group_problem(problem, groups)
+    init = greedy(gp)
+    init = init if init is not None else first_fit_decreasing(gp)
+    if init is None:
+        return None
+    deadline = time.perf_counter() + seconds
+    cfg = LocalSearchConfig(time_limit=0.8 * seconds, seed=config.seed)
+    zone, _ = local_search(gp, [init], cfg)
+    s = _State(problem, spread_in_groups(problem, groups, zone))
+    _oscillate(s, _initial_penalty(problem), deadline)
+    if s.excess() > _EPS:
+        return None
+    _descend(s, None, swaps=True, deadline=deadline)
+    return s.p.copy() if feasible(problem, s.p) else None
+
+
+def _v_cycles(
+    problem: Problem, rng: np.random.Generator, config: LocalSearchConfig, keep: Ints | None, ml_end: float
+) -> Ints | None:
+    """V-cycles until ``ml_end``: every ML_FREE-th coarsens freely (diversity), the others keep
+    the best placement so far (first: ``keep``), so the coarse search moves whole groups."""
     c = 0
     while time.perf_counter() < ml_end:
         free = keep is None or c % ML_FREE == 0

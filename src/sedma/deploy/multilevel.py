@@ -18,31 +18,33 @@ from sedma.deploy.objective import Ints, Problem
 
 
 def heavy_edge_matching(problem: Problem, rng: np.random.Generator, keep: Ints | None = None) -> Ints:
-    """Cluster id per agent: each agent pairs with its heaviest unmatched neighbour that fits a node.
+    """Cluster id per agent: pairs along locally heaviest edges whose pair fits half a node.
 
-    With ``keep`` (a placement) only agents on the same node pair up, so the placement survives
-    coarsening and the coarse search moves whole groups (an iterated V-cycle).
+    Handshake rounds (every free agent proposes to its heaviest free neighbour; mutual proposals
+    pair up) are array operations and converge to the greedy heavy-edge matching; a small
+    symmetric random factor on the weights varies the matching between calls. With ``keep`` (a
+    placement) only agents on the same node pair up, so the placement survives coarsening.
     """
-    n = problem.n
-    cluster = np.full(n, -1, dtype=np.int64)
-    fit_cpu, fit_mem = problem.cap_cpu.max() * 0.5, problem.cap_mem.max() * 0.5
-    nxt = 0
-    for i in rng.permutation(n):
-        if cluster[i] >= 0:
-            continue
-        w = np.where(cluster < 0, problem.traffic[i], 0.0)
-        w[i] = 0.0
-        if keep is not None:
-            w = np.where(keep == keep[i], w, 0.0)
-        w = np.where(
-            (problem.cpu + problem.cpu[i] <= fit_cpu) & (problem.mem + problem.mem[i] <= fit_mem), w, 0.0
-        )
-        j = int(np.argmax(w))
-        cluster[i] = nxt
-        if w[j] > 0:
-            cluster[j] = nxt
-        nxt += 1
-    return cluster
+    n, ar = problem.n, np.arange(problem.n)
+    fit = (problem.cpu[:, None] + problem.cpu[None, :] <= problem.cap_cpu.max() * 0.5) & (
+        problem.mem[:, None] + problem.mem[None, :] <= problem.cap_mem.max() * 0.5
+    )
+    if keep is not None:
+        fit &= keep[:, None] == keep[None, :]
+    noise = rng.random((n, n))
+    w = np.where(fit, problem.traffic * (1.0 + 0.25 * (noise + noise.T)), 0.0)
+    np.fill_diagonal(w, 0.0)
+    mate = ar.copy()
+    while True:
+        j = np.argmax(w, axis=1)
+        mutual = (w[ar, j] > 0) & (j[j] == ar)
+        if not mutual.any():
+            break
+        mate[mutual] = j[mutual]
+        w[mutual, :] = 0.0
+        w[:, mutual] = 0.0
+    _, cluster = np.unique(np.minimum(ar, mate), return_inverse=True)
+    return np.asarray(cluster, dtype=np.int64)
 
 
 def coarsen(problem: Problem, cluster: Ints) -> Problem:
@@ -106,4 +108,57 @@ def multilevel_start(
             return None
         left = max(deadline - time.perf_counter(), 1e-3)
         p = solve(fine, [p[cluster]], left / (1 + sum(1 for _ in levels)))
+    return p
+
+
+GROUP_RATIO = 0.1  # nodes whose link costs at most this share of the dearest link form a group
+
+
+def node_groups(problem: Problem) -> Ints:
+    """Group id per node: components of the links costing <= GROUP_RATIO of the dearest (zones)."""
+    from scipy.sparse.csgraph import connected_components
+
+    close = problem.netcost <= GROUP_RATIO * max(float(problem.netcost.max()), 1e-12)
+    _, labels = connected_components(close, directed=False)
+    return np.asarray(labels, dtype=np.int64)
+
+
+def group_problem(problem: Problem, groups: Ints) -> Problem:
+    """The agents over node groups: summed capacities, mean link cost between groups, and the
+    memory term as if each group's load were spread in proportion to its nodes' memory."""
+    g = int(groups.max()) + 1
+    G = np.zeros((problem.m, g))
+    G[np.arange(problem.m), groups] = 1.0
+    size = G.sum(axis=0)
+    netcost = G.T @ problem.netcost @ G / np.outer(size, size)
+    np.fill_diagonal(netcost, 0.0)
+    cap_mem = G.T @ problem.cap_mem
+    bias = problem.lam * problem.mem[:, None] * (size / cap_mem)[None, :]
+    if problem.bias is not None:
+        bias = bias + problem.bias @ G / size
+    return Problem(
+        agents=problem.agents,
+        nodes=tuple(f"g{k}" for k in range(g)),
+        traffic=problem.traffic,
+        netcost=netcost,
+        cpu=problem.cpu,
+        mem=problem.mem,
+        cap_cpu=G.T @ problem.cap_cpu,
+        cap_mem=cap_mem,
+        lam=0.0,
+        bias=bias,
+    )
+
+
+def spread_in_groups(problem: Problem, groups: Ints, group_of: Ints) -> Ints:
+    """A node per agent inside its group: agents fill the group's nodes in proportion to memory
+    (nearly feasible; the caller repairs what overflows)."""
+    p = np.empty(problem.n, dtype=np.int64)
+    for g in np.unique(group_of):
+        agents = np.flatnonzero(group_of == g)
+        nodes = np.flatnonzero(groups == g)
+        order = agents[np.argsort(-problem.mem[agents], kind="stable")]
+        share = np.cumsum(problem.mem[order]) / problem.mem[order].sum()
+        bounds = np.cumsum(problem.cap_mem[nodes]) / problem.cap_mem[nodes].sum()
+        p[order] = nodes[np.minimum(np.searchsorted(bounds, share - 1e-12), len(nodes) - 1)]
     return p
