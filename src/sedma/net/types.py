@@ -15,6 +15,20 @@ from sedma.errors import SedmaError
 
 RelayAddr = tuple[bytes, str, int]  # (relay peer id, host, relay port)
 
+_POSITIONS: dict[bytes, tuple[bytes, int]] = {}
+_POSITIONS_MAX = 1 << 16
+
+
+def key_position(peer_id: bytes) -> tuple[bytes, int]:
+    """sha256(peer id) as bytes and as an int (Eq. 2), memoised: look-ups meet the same peers often."""
+    pos = _POSITIONS.get(peer_id)
+    if pos is None:
+        if len(_POSITIONS) >= _POSITIONS_MAX:
+            _POSITIONS.clear()  # bounded: peer ids come from the network
+        digest = hashlib.sha256(peer_id).digest()
+        pos = _POSITIONS[peer_id] = (digest, int.from_bytes(digest, "big"))
+    return pos
+
 
 @dataclass(frozen=True, slots=True)
 class PeerInfo:
@@ -31,7 +45,12 @@ class PeerInfo:
     @property
     def dht_key(self) -> bytes:
         """256-bit position in the Kademlia key space (Eq. 2 XOR metric)."""
-        return hashlib.sha256(self.peer_id).digest()
+        return key_position(self.peer_id)[0]
+
+    @property
+    def dht_int(self) -> int:
+        """``dht_key`` as an integer, ready for the XOR of Eq. 2."""
+        return key_position(self.peer_id)[1]
 
     @property
     def addr(self) -> str:

@@ -37,6 +37,7 @@ class RoutingTable:
         if k < 1:
             raise ConfigError(f"bucket size k must be >= 1, got {k}")
         self.self_key = self_key
+        self._self_int = int.from_bytes(self_key, "big")
         self.k = k
         self.buckets: list[OrderedDict[bytes, PeerInfo]] = [OrderedDict() for _ in range(KEY_BITS)]
         self._ints: dict[bytes, int] = {}  # peer id -> DHT key as an int, so sorting hashes nothing
@@ -44,7 +45,7 @@ class RoutingTable:
 
     def add(self, peer: PeerInfo) -> tuple[bool, PeerInfo | None]:
         """Insert or refresh ``peer``; returns (is new, least-recently-seen peer to ping if full)."""
-        index = bucket_index(self.self_key, peer.dht_key)
+        index = (self._self_int ^ peer.dht_int).bit_length() - 1
         if index < 0:
             return False, None
         bucket = self.buckets[index]
@@ -54,19 +55,19 @@ class RoutingTable:
             return False, None
         if len(bucket) < self.k:
             bucket[peer.peer_id] = self._all[peer.peer_id] = peer
-            self._ints[peer.peer_id] = int.from_bytes(peer.dht_key, "big")
+            self._ints[peer.peer_id] = peer.dht_int
             return True, None
         return False, next(iter(bucket.values()))
 
     def remove(self, peer: PeerInfo) -> bool:
         """Drop ``peer`` (it failed to answer)."""
-        index = bucket_index(self.self_key, peer.dht_key)
+        index = (self._self_int ^ peer.dht_int).bit_length() - 1
         self._ints.pop(peer.peer_id, None)
         self._all.pop(peer.peer_id, None)
         return index >= 0 and self.buckets[index].pop(peer.peer_id, None) is not None
 
     def __contains__(self, peer: PeerInfo) -> bool:
-        index = bucket_index(self.self_key, peer.dht_key)
+        index = (self._self_int ^ peer.dht_int).bit_length() - 1
         return index >= 0 and peer.peer_id in self.buckets[index]
 
     def __len__(self) -> int:
@@ -83,10 +84,16 @@ class RoutingTable:
         """The ``n`` known peers nearest to ``key`` by XOR distance."""
         skip = set(exclude)
         target = int.from_bytes(key, "big")
-        ints = self._ints
-        peers = [p for p in self._all.values() if p.peer_id not in skip]
-        peers.sort(key=lambda p: ints[p.peer_id] ^ target)
-        return peers[:n]
+        ints, known = self._ints, self._all
+        # (distance, id) pairs sort on the int alone: distinct keys have distinct distances.
+        ranked = sorted(zip([v ^ target for v in ints.values()], ints, strict=True))
+        out: list[PeerInfo] = []
+        for _, pid in ranked:
+            if pid not in skip:
+                out.append(known[pid])
+                if len(out) == n:
+                    break
+        return out
 
     def refresh_indices(self) -> list[int]:
         """Buckets a join should refresh: every one farther than our nearest neighbour."""

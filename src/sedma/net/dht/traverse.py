@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sedma.net.dht.routing import K, distance
+from sedma.net.dht.routing import K
 from sedma.net.types import NetError, PeerInfo
 
 ALPHA = 3  # look-up concurrency α, Kademlia paper §2.3
@@ -54,6 +54,7 @@ class _Candidate:
 class _Lookup:
     def __init__(self, target: bytes, k: int, alpha: int, exclude: set[bytes]) -> None:
         self.target, self.k, self.alpha, self.exclude = target, k, alpha, exclude
+        self.target_int = int.from_bytes(target, "big")
         self.cands: dict[bytes, _Candidate] = {}
         self.order: list[_Candidate] = []  # every candidate, nearest first (kept sorted)
         self.values: list[Any] = []
@@ -66,7 +67,7 @@ class _Lookup:
         for peer in peers:
             if peer.peer_id in self.exclude or peer.peer_id in self.cands:
                 continue
-            cand = _Candidate(peer, distance(peer.dht_key, self.target), depth)
+            cand = _Candidate(peer, peer.dht_int ^ self.target_int, depth)
             self.cands[peer.peer_id] = cand
             bisect.insort(self.order, cand, key=_dist)
             if cand.dist < self.best:
@@ -83,13 +84,12 @@ class _Lookup:
                     break
         return out
 
-    def next_to_ask(self, inflight: int) -> list[_Candidate]:
-        limit = self.k if self.burst else self.alpha
-        fresh = [c for c in self.shortlist() if c.state == "new"]
-        return fresh[: max(0, limit - inflight)]
-
-    def finished(self) -> bool:
-        return all(c.state == "done" for c in self.shortlist())
+    def next_to_ask(self, short: list[_Candidate], inflight: int) -> list[_Candidate]:
+        """Not-yet-asked peers of the shortlist, up to α (or k in the final burst) in flight."""
+        limit = (self.k if self.burst else self.alpha) - inflight
+        if limit <= 0:
+            return []
+        return [c for c in short if c.state == "new"][:limit]
 
 
 def _dist(cand: _Candidate) -> int:
@@ -113,8 +113,11 @@ async def iterative_lookup(
     # re-register a callback on every pending query each time.
     done: asyncio.Queue[asyncio.Task[Answer]] = asyncio.Queue()
     try:
-        while not state.finished():
-            for cand in state.next_to_ask(len(tasks)):
+        while True:
+            short = state.shortlist()  # once per wake-up: it is the look-up's hot loop
+            if all(c.state == "done" for c in short):
+                break
+            for cand in state.next_to_ask(short, len(tasks)):
                 cand.state = "asked"
                 task = asyncio.ensure_future(query(cand.peer))
                 task.add_done_callback(done.put_nowait)
@@ -123,6 +126,9 @@ async def iterative_lookup(
                 break
             task = await done.get()
             _absorb(state, tasks.pop(task), task)
+            while not done.empty():  # answers that arrived together: one shortlist for all
+                task = done.get_nowait()
+                _absorb(state, tasks.pop(task), task)
     finally:
         for task in tasks:
             task.cancel()  # stragglers outside the final k are not waited for
