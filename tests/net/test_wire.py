@@ -53,6 +53,19 @@ def test_decoder_reassembles_frames_split_at_any_point(chunk: int) -> None:
     assert len(frames) == 2 and frames[1].body["k"] == [1, 2]
 
 
+def test_large_payload_is_handed_over_as_the_received_buffer_at_any_meta_payload_split() -> None:
+    block = bytes(range(256)) * 4096  # 1 MiB: the large-frame path
+    data = _bytes(encode(Kind.RESPONSE, 5, {"cid": "b" * 59, "data": block}))
+    meta_end = len(data) - len(block)  # header + msgpack map
+    for first in (10, meta_end - 1, meta_end, meta_end + 1, meta_end + 4096):
+        dec = FrameDecoder()
+        frames = dec.feed(data[:first]) + dec.feed(data[first:])
+        assert len(frames) == 1 and frames[0].body["cid"] == "b" * 59
+        got = frames[0].body["data"]
+        # The payload is the buffer the bytes were received into, not a copy of it.
+        assert isinstance(got, bytearray) and got == block
+
+
 def test_oversize_frame_is_refused_from_its_header_alone() -> None:
     head = HEADER.pack(MAGIC, VERSION, Kind.REQUEST, 1, 10, MAX_FRAME)
     with pytest.raises(ProtocolError, match="refused"):

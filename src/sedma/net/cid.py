@@ -111,12 +111,12 @@ def compute_cid(data: bytes | memoryview, codec: int = RAW) -> str:
     return str(cid_of(data, codec))
 
 
-def matches(cid: str, data: bytes | memoryview) -> bool:
+def matches(cid: str, data: bytes | bytearray | memoryview) -> bool:
     """True when ``data`` hashes to ``cid`` (any codec: the codec does not enter the hash)."""
     return CID.parse(cid).digest == hashlib.sha256(data).digest()
 
 
-def verify_block(cid: str, data: bytes | memoryview) -> None:
+def verify_block(cid: str, data: bytes | bytearray | memoryview) -> None:
     """Raise IntegrityError when a block's bytes do not match its CID."""
     if not matches(cid, data):
         raise IntegrityError(f"block does not match its CID {cid}")

@@ -43,7 +43,7 @@ class _ClientApi:
 
     async def put_block(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         cid, data = validate_cid(body.get("cid")), body.get("data")
-        if not isinstance(data, bytes):
+        if not isinstance(data, bytes | bytearray):
             raise InputError("node.put_block: field 'data' must be bytes")
         self.node.store.put(cid, data, verify=True)
         return {"ok": True}
@@ -137,15 +137,17 @@ class NodeClient:
         """Have the node fetch tensor ``cid``, then download and verify its blocks."""
         cid = validate_cid(cid)
         raw = (await self.call("node.get", {"cid": cid})).get("manifest")
+        if isinstance(raw, bytearray):
+            raw = bytes(raw)  # a manifest over 32 KiB arrives as the raw payload
         if not isinstance(raw, bytes) or compute_cid(raw, DAG_JSON) != cid:
             raise PeerError(f"node {self.peer.addr} sent a manifest that does not match {cid}")
         manifest = Manifest.from_block(raw)
         sem = asyncio.Semaphore(PARALLEL)
 
-        async def block(c: str) -> tuple[str, bytes]:
+        async def block(c: str) -> tuple[str, bytes | bytearray]:
             async with sem:
                 data = (await self.call("bs.block", {"cid": c})).get("data")
-            if not isinstance(data, bytes):
+            if not isinstance(data, bytes | bytearray):
                 raise PeerError(f"node {self.peer.addr} does not hold block {c}")
             verify_block(c, data)
             return c, data

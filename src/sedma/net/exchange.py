@@ -31,7 +31,7 @@ from typing import Any
 from sedma.errors import ConfigError, InputError, SedmaError
 from sedma.net.cid import matches, validate_cid
 from sedma.net.store import BlockStore
-from sedma.net.types import PeerError, PeerInfo, ProtocolError, RequestFn
+from sedma.net.types import Blob, PeerError, PeerInfo, ProtocolError, RequestFn
 
 METHODS = ("bs.want", "bs.block", "bs.fetch")
 PenaltyFn = Callable[[PeerInfo, str], None]
@@ -91,7 +91,7 @@ class _Fetch:
     """
 
     pending: list[str]
-    results: dict[str, bytes] = field(default_factory=dict)
+    results: dict[str, Blob] = field(default_factory=dict)
     inflight: dict[str, set[bytes]] = field(default_factory=dict)  # cid -> providers asked now
     lacks: dict[bytes, set[str]] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)  # cid -> first request time
@@ -135,7 +135,7 @@ class _Fetch:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.changed.wait(), timeout)
 
-    def settle(self, cid: str, data: bytes | None, peer_id: bytes, *, failed: bool) -> None:
+    def settle(self, cid: str, data: Blob | None, peer_id: bytes, *, failed: bool) -> None:
         askers = self.inflight.get(cid, set())
         askers.discard(peer_id)
         if data is not None:
@@ -179,10 +179,10 @@ class BlockExchange:
         self._background: set[asyncio.Future[None]] = set()
 
     # == client ==================================================================================
-    async def fetch(self, cids: Iterable[str], providers: Sequence[PeerInfo]) -> dict[str, bytes]:
+    async def fetch(self, cids: Iterable[str], providers: Sequence[PeerInfo]) -> dict[str, Blob]:
         """Every block of ``cids``, verified, from the store or the providers; PeerError if any is missing."""
         wanted = list(dict.fromkeys(validate_cid(c) for c in cids))
-        local = {c: d for c in wanted if (d := self.store.get(c)) is not None}
+        local: dict[str, Blob] = {c: d for c in wanted if (d := self.store.get(c)) is not None}
         state = _Fetch([c for c in wanted if c not in local])
         if state.pending:
             await self._run(state, list(dict.fromkeys(providers)))
@@ -261,7 +261,7 @@ class BlockExchange:
         await state.wait_change(max(state.patience() or 0.0, 0.02))
         return out.failed is None
 
-    async def _get_block(self, cid: str, out: ProviderOutcome) -> bytes | None:
+    async def _get_block(self, cid: str, out: ProviderOutcome) -> Blob | None:
         """One block from the provider, verified and stored; None when absent or on failure."""
         deadline = time.monotonic() + self.config.request_timeout_s
         while True:
@@ -281,7 +281,9 @@ class BlockExchange:
             return None
         # Hashing and the disk write run off the loop (hashlib drops the GIL on large buffers),
         # so other lanes keep receiving while a block is checked.
-        if not isinstance(data, bytes) or not await asyncio.to_thread(self._verified_put, cid, data):
+        if not isinstance(data, bytes | bytearray) or not await asyncio.to_thread(
+            self._verified_put, cid, data
+        ):
             self._penalise(out, f"sent bytes not matching {cid}")
             return None
         out.blocks += 1
@@ -289,7 +291,7 @@ class BlockExchange:
         out.served.add(cid)
         return data
 
-    def _verified_put(self, cid: str, data: bytes) -> bool:
+    def _verified_put(self, cid: str, data: Blob) -> bool:
         """Store the block if it matches its CID; False (and nothing stored) otherwise."""
         if not matches(cid, data):
             return False

@@ -38,7 +38,7 @@ from sedma.net.selection import STRATEGIES, SelectionConfig, feature_matrix, sco
 from sedma.net.store import BlockStore, StoreConfig
 from sedma.net.tensor import Manifest, assemble_tensor, chunk_tensor
 from sedma.net.transport import Transport
-from sedma.net.types import PeerError, PeerInfo, PeerStats
+from sedma.net.types import Blob, PeerError, PeerInfo, PeerStats
 from sedma.net.weights import WeightConfig, WeightLearner, make_decision
 
 log = logging.getLogger("sedma.net.node")
@@ -347,9 +347,9 @@ class Node:
         # Every block was checked against its CID on arrival (exchange) or on put (store).
         return assemble_tensor(manifest, blocks, verify=False)
 
-    async def fetch_blocks(self, cid: str) -> tuple[Manifest, dict[str, bytes]]:
+    async def fetch_blocks(self, cid: str) -> tuple[Manifest, dict[str, Blob]]:
         """The manifest and every block of tensor ``cid``, fetched into our store if missing."""
-        manifest_data = self.store.get(cid)
+        manifest_data: Blob | None = self.store.get(cid)
         providers: list[PeerInfo] = []
         if manifest_data is None or not all(
             self.store.has(c) for c in Manifest.from_block(manifest_data).blocks
@@ -377,7 +377,7 @@ class Node:
             return peer
         return replace(peer, host=known.host, relay=peer.relay or known.relay)
 
-    async def _fetch(self, cids: list[str], providers: list[PeerInfo]) -> dict[str, bytes]:
+    async def _fetch(self, cids: list[str], providers: list[PeerInfo]) -> dict[str, Blob]:
         """Blocks from the TOPK providers by the strategy, then from all if those fail."""
         if all(self.store.has(c) for c in cids):
             return await self.exchange.fetch(cids, [])

@@ -102,7 +102,7 @@ class BlockStore:
         return self._bytes
 
     # -- writing ------------------------------------------------------------------------------
-    def put(self, cid: str, data: bytes, *, verify: bool = True, pin: bool = False) -> None:
+    def put(self, cid: str, data: bytes | bytearray, *, verify: bool = True, pin: bool = False) -> None:
         """Store a block (idempotent); collects garbage first when the budget would overflow."""
         validate_cid(cid)
         if verify:
@@ -176,7 +176,7 @@ class BlockStore:
                 f"{incoming} B more would pass the budget of {budget} B"
             )
 
-    def _write(self, cid: str, data: bytes) -> None:
+    def _write(self, cid: str, data: bytes | bytearray) -> None:
         path = self._path(cid)
         try:
             path.parent.mkdir(exist_ok=True)

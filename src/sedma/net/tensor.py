@@ -50,7 +50,7 @@ class Manifest:
         return compute_cid(self.to_block(), DAG_JSON)
 
     @classmethod
-    def from_block(cls, data: bytes) -> Manifest:
+    def from_block(cls, data: bytes | bytearray) -> Manifest:
         """Parse and validate manifest bytes received from anywhere (untrusted)."""
         if len(data) > MAX_MANIFEST_BYTES:
             raise InputError(f"manifest block of {len(data)} bytes exceeds {MAX_MANIFEST_BYTES}")
@@ -140,7 +140,7 @@ def chunk_tensor(array: np.ndarray[Any, Any], *, chunk_size: int = CHUNK_SIZE) -
 
 
 def assemble_tensor(
-    manifest: Manifest, blocks: Mapping[str, bytes], *, verify: bool = True
+    manifest: Manifest, blocks: Mapping[str, bytes | bytearray], *, verify: bool = True
 ) -> np.ndarray[Any, Any]:
     """Rebuild a tensor from its blocks, checking each against its CID when ``verify``."""
     out = np.empty(manifest.nbytes, dtype=np.uint8)

@@ -14,6 +14,8 @@ from typing import Any
 from sedma.errors import SedmaError
 
 RelayAddr = tuple[bytes, str, int]  # (relay peer id, host, relay port)
+# A block's bytes: a large frame payload arrives as the bytearray the kernel filled (no copy).
+Blob = bytes | bytearray
 
 _POSITIONS: dict[bytes, tuple[bytes, int]] = {}
 _POSITIONS_MAX = 1 << 16

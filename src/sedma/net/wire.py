@@ -78,7 +78,7 @@ def _payload_key(body: dict[str, Any]) -> str | None:
     return best
 
 
-def _decode_meta(meta: bytes | memoryview, payload: bytes | None) -> dict[str, Any]:
+def _decode_meta(meta: bytes | bytearray | memoryview, payload: bytes | bytearray | None) -> dict[str, Any]:
     try:
         body = msgpack.unpackb(meta, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
@@ -105,14 +105,20 @@ class FrameDecoder:
         self._buf = bytearray(_RECV_BUFFER)
         self._start = 0  # first unparsed byte in _buf
         self._end = 0  # end of received bytes in _buf
-        self._big: bytearray | None = None  # dedicated buffer of a large frame's meta+payload
+        # A large frame is received into two dedicated buffers, meta then payload, so the
+        # payload bytearray is handed over as is (no 1 MiB copy per block).
+        self._big: bytearray | None = None  # the large frame's meta
+        self._big_pay = bytearray()
         self._big_fill = 0
         self._big_head: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Where the next received bytes should be written."""
         if self._big is not None:
-            return memoryview(self._big)[self._big_fill :]
+            meta_len = len(self._big)
+            if self._big_fill < meta_len:
+                return memoryview(self._big)[self._big_fill :]
+            return memoryview(self._big_pay)[self._big_fill - meta_len :]
         if self._end == len(self._buf):
             self._compact()
         return memoryview(self._buf)[self._end :]
@@ -121,7 +127,7 @@ class FrameDecoder:
         """Account for ``nbytes`` written into the last buffer; return completed frames."""
         if self._big is not None:
             self._big_fill += nbytes
-            if self._big_fill < len(self._big):
+            if self._big_fill < len(self._big) + len(self._big_pay):
                 return []
             frame = self._finish_big()
             return [frame, *self._parse()]
@@ -176,17 +182,19 @@ class FrameDecoder:
 
     def _start_big(self, kind: int, req_id: int, meta_len: int, pay_len: int) -> None:
         have = self._end - self._start - HEADER_SIZE
-        self._big = bytearray(meta_len + pay_len)
-        self._big[:have] = self._buf[self._start + HEADER_SIZE : self._end]
+        body_at = self._start + HEADER_SIZE
+        in_meta = min(have, meta_len)
+        self._big = bytearray(meta_len)
+        self._big[:in_meta] = self._buf[body_at : body_at + in_meta]
+        self._big_pay = bytearray(pay_len)
+        self._big_pay[: have - in_meta] = self._buf[body_at + in_meta : self._end]
         self._big_fill = have
         self._big_head = (kind, req_id, meta_len, pay_len)
         self._start = self._end = 0
 
     def _finish_big(self) -> Frame:
-        kind, req_id, meta_len, pay_len = self._big_head
-        big = self._big
-        assert big is not None
-        self._big = None
-        view = memoryview(big)
-        payload = bytes(view[meta_len:]) if pay_len else None
-        return Frame(kind, req_id, _decode_meta(view[:meta_len], payload))
+        kind, req_id, _, pay_len = self._big_head
+        meta, payload = self._big, self._big_pay
+        assert meta is not None
+        self._big, self._big_pay = None, bytearray()
+        return Frame(kind, req_id, _decode_meta(meta, payload if pay_len else None))
