@@ -37,7 +37,7 @@ def test_matching_pairs_only_talking_agents_and_respects_kept_placement() -> Non
 
 def test_node_groups_are_the_generator_zones_and_group_problem_prices_them() -> None:
     from sedma.deploy.generator import random_cluster, random_workflow
-    from sedma.deploy.multilevel import group_problem, node_groups, spread_in_groups
+    from sedma.deploy.multilevel import GROUP_FILL, group_problem, node_groups, spread_in_groups
     from sedma.deploy.objective import build_problem, comm_total
 
     cl = random_cluster(12, seed=3)
@@ -48,7 +48,9 @@ def test_node_groups_are_the_generator_zones_and_group_problem_prices_them() -> 
     same = groups[:, None] == groups[None, :]
     assert pb.netcost[~same].min() > pb.netcost[same].max()
     gp = group_problem(pb, groups)
-    assert gp.m == 3 and gp.cap_cpu.sum() == pytest.approx(pb.cap_cpu.sum())
+    # A group offers GROUP_FILL of its nodes' summed capacity (room left to bin-pack inside).
+    per_group = np.bincount(groups, pb.cap_cpu)
+    assert gp.m == 3 and gp.cap_cpu == pytest.approx(GROUP_FILL * per_group)
     zone = np.random.default_rng(0).integers(0, 3, pb.n)
     p = spread_in_groups(pb, groups, zone)
     assert np.array_equal(groups[p], zone)

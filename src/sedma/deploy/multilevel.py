@@ -112,6 +112,7 @@ def multilevel_start(
 
 
 GROUP_RATIO = 0.1  # nodes whose link costs at most this share of the dearest link form a group
+GROUP_FILL = 0.97  # share of a group's summed capacity the group search may fill: room to bin-pack
 
 
 def node_groups(problem: Problem) -> Ints:
@@ -143,8 +144,8 @@ def group_problem(problem: Problem, groups: Ints) -> Problem:
         netcost=netcost,
         cpu=problem.cpu,
         mem=problem.mem,
-        cap_cpu=G.T @ problem.cap_cpu,
-        cap_mem=cap_mem,
+        cap_cpu=GROUP_FILL * (G.T @ problem.cap_cpu),
+        cap_mem=GROUP_FILL * cap_mem,
         lam=0.0,
         bias=bias,
     )
