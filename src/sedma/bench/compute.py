@@ -23,6 +23,7 @@ import numpy as np
 import psutil
 
 from sedma._output import emit_json, print_table
+from sedma.bench._figures import default_plot_path, pyplot, save_figure
 
 MATERIAL = "TaOx-HfOy"
 TILE = 512
@@ -107,10 +108,7 @@ def _in_child(n: int, batch: int, seed: int, budget_s: float, threads: int) -> d
 
 
 def _plot(cases: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     labels = [f"n={c['n']}\nB={c['batch']}" for c in cases]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -127,19 +125,18 @@ def _plot(cases: list[dict[str, Any]], path: Path) -> None:
     right.legend()
     fig.suptitle(f"sedma bench compute: {MATERIAL}, tile {TILE}, full correction, read noise")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @click.command()
 @click.option("--quick", is_flag=True, help="n = 1024 only (under a minute).")
 @click.option("--json", "as_json", is_flag=True, help="Print the cases as a JSON list.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default="bench-compute.png",
-              show_default=True, help="Where to write the PNG plot.")  # fmt: skip
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the PNG plot [default: $SEDMA_HOME/bench/compute.png].")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
               help="BLAS and worker threads, the same for numpy and SEDMA.")  # fmt: skip
-def compute(quick: bool, as_json: bool, plot_path: str, seed: int, threads: int) -> None:
+def compute(quick: bool, as_json: bool, plot_path: str | None, seed: int, threads: int) -> None:
     """Crossbar MVM/s, error, programming time and peak RSS beside numpy float32."""
     from tqdm import tqdm
 
@@ -148,11 +145,12 @@ def compute(quick: bool, as_json: bool, plot_path: str, seed: int, threads: int)
     budget = 2.0 if quick else 4.0
     progress = tqdm(grid, desc="bench compute", disable=as_json)
     cases = [_in_child(n, b, seed, budget, threads) for n, b in progress]
-    _plot(cases, Path(plot_path))
+    plot_file = Path(plot_path) if plot_path else default_plot_path("compute")
+    _plot(cases, plot_file)
     if as_json:
         emit_json(cases)
         return
     cols = ["n", "batch", "mvm_per_s", "numpy_f32_mvm_per_s", "slowdown", "relative_error", "program_s",
             "peak_rss_mb", "rss_ratio"]  # fmt: skip
     print_table("sedma bench compute", cols, [[c[k] for k in cols] for c in cases])
-    click.echo(f"plot: {plot_path}")
+    click.echo(f"plot: {plot_file}")

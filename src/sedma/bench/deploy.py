@@ -18,7 +18,8 @@ from typing import Any
 import click
 from rich.progress import Progress
 
-from sedma._output import console, emit_json, err_console, print_table
+from sedma._output import err_console, print_table
+from sedma.bench._figures import default_plot_path, finish, pyplot, save_figure
 from sedma.deploy.baselines import first_fit_decreasing, greedy, k8s_native
 from sedma.deploy.generator import random_cluster, random_workflow
 from sedma.deploy.local_search import LocalSearchConfig, local_search
@@ -121,10 +122,7 @@ def goals(cases: list[dict[str, Any]]) -> dict[str, Any]:
 
 def plot(cases: list[dict[str, Any]], path: Path) -> Path:
     """Gap to best known per solver and size (log scale), and solver seconds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     solvers = ["k8s-native", "greedy", "local", "exact", "reference"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
@@ -146,10 +144,7 @@ def plot(cases: list[dict[str, Any]], path: Path) -> Path:
         ax.set_title(title)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=5, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 @click.command("deploy")
@@ -161,8 +156,6 @@ def plot(cases: list[dict[str, Any]], path: Path) -> Path:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def deploy(quick: bool, seed: int, plot_path: Path | None, no_plot: bool, as_json: bool) -> None:
     """Placement solvers vs k8s-native and greedy on 20x6, 100x20, 500x50 (Eq. 11, λ_mem = 1)."""
-    from sedma.memory.urls import resolve_home
-
     cfg = BenchConfig(quick=quick, seed=seed)
     cases = []
     with Progress(console=err_console, transient=True, disable=as_json) as progress:
@@ -171,13 +164,13 @@ def deploy(quick: bool, seed: int, plot_path: Path | None, no_plot: bool, as_jso
             cases.append(run_case(n, m, cfg, progress, task))
             progress.advance(task)
     result: dict[str, Any] = {"quick": quick, "seed": seed, "cases": cases, "goals": goals(cases)}
-    result["plot"] = (
-        None if no_plot else str(plot(cases, plot_path or resolve_home() / "bench" / "deploy.png"))
-    )
-    if as_json:
-        emit_json(result)
-        return
-    for case in cases:
+    result["plot"] = None if no_plot else str(plot(cases, plot_path or default_plot_path("deploy")))
+    finish(result, as_json=as_json, report=print_report)
+
+
+def print_report(result: dict[str, Any]) -> None:
+    """One table per instance size, then the goals."""
+    for case in result["cases"]:
         rows = [
             (
                 r["solver"],
@@ -193,5 +186,3 @@ def deploy(quick: bool, seed: int, plot_path: Path | None, no_plot: bool, as_jso
         title = f"{case['agents']} agents x {case['nodes']} nodes (best known {case['best_known']:.6g})"
         print_table(title, ["solver", "objective", "seconds", "gap", "bound"], rows)
     print_table("goals", ["goal", "met"], [(k, "yes" if v else "no") for k, v in result["goals"].items()])
-    if result["plot"]:
-        console.print(f"plot: {result['plot']}")

@@ -22,7 +22,8 @@ import click
 import numpy as np
 from rich.progress import Progress
 
-from sedma._output import console, emit_json, err_console, print_table
+from sedma._output import err_console, print_table
+from sedma.bench._figures import default_plot_path, finish, pyplot, save_figure
 from sedma.errors import ConfigError, SedmaError
 from sedma.memory.engine import make_engine, with_retries
 from sedma.memory.ltm import LongTermMemory
@@ -32,7 +33,6 @@ from sedma.memory.urls import (
     ENV_STM_URL,
     parse_ltm_url,
     redact,
-    resolve_home,
     sqlite_url,
     with_search_path,
 )
@@ -289,10 +289,7 @@ def print_report(results: dict[str, Any]) -> None:
 
 def plot(results: dict[str, Any], path: Path) -> Path:
     """Bar chart of p50/p99 get latency per backend and mode, with the floors, on a log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     labels, p50, p99 = [], [], []
     for r in results["ltm"]:
@@ -316,10 +313,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"sedma bench memory: {cfg['records']:,} records, {cfg['lookups']:,} look-ups")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 @click.command(name="memory")
@@ -343,12 +337,5 @@ def memory(
     cfg = BenchConfig(records=records, lookups=lookups, stm_ops=stm_ops).validate()
     with Progress(console=err_console, transient=True) as progress:
         results = run_bench(cfg, progress=progress)
-    results["plot"] = (
-        None if no_plot else str(plot(results, plot_path or resolve_home() / "bench" / "memory.png"))
-    )
-    if as_json:
-        emit_json(results)
-        return
-    print_report(results)
-    if results["plot"]:
-        console.print(f"plot: {results['plot']}")
+    results["plot"] = None if no_plot else str(plot(results, plot_path or default_plot_path("memory")))
+    finish(results, as_json=as_json, report=print_report)

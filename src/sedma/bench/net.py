@@ -29,9 +29,9 @@ import click
 import numpy as np
 from rich.progress import Progress, TaskID
 
-from sedma._output import console, emit_json, err_console, print_table
+from sedma._output import err_console, print_table
+from sedma.bench._figures import default_plot_path, finish, pyplot, save_figure
 from sedma.errors import ConfigError, SedmaError
-from sedma.memory.urls import resolve_home
 from sedma.net.client import NodeClient
 from sedma.net.node import Node, NodeConfig, dht_key, parse_addr
 from sedma.net.service import SWITCH_INTERVAL_S
@@ -441,10 +441,7 @@ def print_report(r: dict[str, Any]) -> None:
 
 def plot(r: dict[str, Any], path: Path) -> Path:
     """Throughput beside the floor, and latency percentiles with the goals."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.bar(
@@ -468,10 +465,7 @@ def plot(r: dict[str, Any], path: Path) -> Path:
     ax2.set_title(f"latency on {r['peers']} peers")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 @click.command(name="net")
@@ -488,11 +482,5 @@ def net(quick: bool, plot_path: Path | None, no_plot: bool, as_json: bool) -> No
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     with Progress(console=err_console, transient=True) as progress:
         results = asyncio.run(run_bench(cfg, progress))
-    default_plot = resolve_home() / "bench" / "net.png"
-    results["plot"] = None if no_plot else str(plot(results, plot_path or default_plot))
-    if as_json:
-        emit_json(results)
-        return
-    print_report(results)
-    if results["plot"]:
-        console.print(f"plot: {results['plot']}")
+    results["plot"] = None if no_plot else str(plot(results, plot_path or default_plot_path("net")))
+    finish(results, as_json=as_json, report=print_report)
