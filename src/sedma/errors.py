@@ -25,3 +25,11 @@ class BackendUnavailable(SedmaError):
 
 class StorageError(SedmaError):
     """Stored state is unreadable (corrupt file, foreign schema); nothing was changed."""
+
+
+def require_positive(config: object, names: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` naming ``Class.field`` for the first of ``names`` that is not > 0."""
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise ConfigError(f"{type(config).__name__}.{name} must be > 0, got {value}")

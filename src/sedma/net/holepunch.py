@@ -35,7 +35,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from sedma.errors import ConfigError
+from sedma.errors import ConfigError, require_positive
 from sedma.net.identity import Identity
 from sedma.net.relay import (
     Address,
@@ -69,9 +69,7 @@ class PunchConfig:
     exchange_timeout: float = 5.0
 
     def validate(self) -> PunchConfig:
-        for name in ("deadline", "retry_every", "exchange_timeout"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"PunchConfig.{name} must be > 0, got {getattr(self, name)}")
+        require_positive(self, ("deadline", "retry_every", "exchange_timeout"))
         return self
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sedma.errors import ConfigError
+from sedma.errors import ConfigError, require_positive
 from sedma.net.identity import peer_id_text
 from sedma.net.types import PeerError
 
@@ -46,9 +46,7 @@ class RelayLimits:
         for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"RelayLimits.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("circuit_seconds", "reservation_ttl", "accept_timeout"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"RelayLimits.{name} must be > 0, got {getattr(self, name)}")
+        require_positive(self, ("circuit_seconds", "reservation_ttl", "accept_timeout"))
         return self
 
 

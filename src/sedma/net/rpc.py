@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sedma.errors import ConfigError, SedmaError
+from sedma.errors import ConfigError, SedmaError, require_positive
 from sedma.net.identity import Identity, peer_id_from_public, peer_id_text, verify
 from sedma.net.transport import Connection, Listener, Transport
 from sedma.net.types import (
@@ -62,10 +62,8 @@ class RpcConfig:
     relayed_connect_timeout: float = 6.0
 
     def validate(self) -> RpcConfig:
-        names = ("connect_timeout", "handshake_timeout", "request_timeout", "idle_timeout")
-        for name in (*names, "relayed_connect_timeout"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"RpcConfig.{name} must be > 0, got {getattr(self, name)}")
+        timeouts = ("connect_timeout", "handshake_timeout", "request_timeout", "idle_timeout")
+        require_positive(self, (*timeouts, "relayed_connect_timeout"))
         if self.max_inflight < 1 or self.stream_window < 1:
             raise ConfigError("RpcConfig.max_inflight and stream_window must be >= 1")
         return self

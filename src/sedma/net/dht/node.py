@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sedma.errors import ConfigError
+from sedma.errors import ConfigError, require_positive
 from sedma.net.dht import protocol as proto
 from sedma.net.dht.protocol import DhtHandlers, peer_from_wire
 from sedma.net.dht.routing import K, RoutingTable, random_key_in_bucket
@@ -44,9 +44,7 @@ class DhtConfig:
     def validate(self) -> DhtConfig:
         if self.k < 1 or self.alpha < 1:
             raise ConfigError(f"DhtConfig k and alpha must be >= 1, got k={self.k} alpha={self.alpha}")
-        for name in ("rpc_timeout", "record_ttl", "provider_ttl", "republish_interval"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"DhtConfig.{name} must be > 0, got {getattr(self, name)}")
+        require_positive(self, ("rpc_timeout", "record_ttl", "provider_ttl", "republish_interval"))
         return self
 
 
