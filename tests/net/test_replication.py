@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -49,18 +50,20 @@ def _publish(peer: _Peer) -> list[str]:
     return list(tb.blocks)
 
 
-def test_holders_are_eq7_top_r_excluding_self(swarm) -> None:
+def _replicate_from_first(swarm: Any, cids: list[str], *, replicas: int) -> Any:
+    """Peer 0 places ``replicas`` copies of ``cids`` on Eq. 7's best candidates."""
     net, peers, stats = swarm
-    cids = _publish(peers[0])
-    res = asyncio.run(
-        replicate(
-            cids,
-            source=peers[0].info,
-            candidates=stats,
-            request=net.request_fn(peers[0].info),
-            config=ReplicationConfig(replicas=2),
-        )
+    request = net.request_fn(peers[0].info)
+    config = ReplicationConfig(replicas=replicas)
+    return asyncio.run(
+        replicate(cids, source=peers[0].info, candidates=stats, request=request, config=config)
     )
+
+
+def test_holders_are_eq7_top_r_excluding_self(swarm) -> None:
+    _net, peers, _stats = swarm
+    cids = _publish(peers[0])
+    res = _replicate_from_first(swarm, cids, replicas=2)
     assert [h.port for h in res.holders] == [7103, 7105] and not res.failed
     for i in (3, 5):
         assert peers[i].store.pinned() == set(cids)
@@ -68,34 +71,18 @@ def test_holders_are_eq7_top_r_excluding_self(swarm) -> None:
 
 
 def test_dead_candidate_is_replaced_by_the_next(swarm) -> None:
-    net, peers, stats = swarm
+    net, peers, _stats = swarm
     cids = _publish(peers[0])
     net.kill(peers[3].info.peer_id)
-    res = asyncio.run(
-        replicate(
-            cids,
-            source=peers[0].info,
-            candidates=stats,
-            request=net.request_fn(peers[0].info),
-            config=ReplicationConfig(replicas=2),
-        )
-    )
+    res = _replicate_from_first(swarm, cids, replicas=2)
     assert sorted(h.port for h in res.holders) == [7101, 7105]
     assert peers[3].info.peer_id in res.failed
 
 
 def test_reader_survives_loss_of_publisher_and_a_holder(swarm) -> None:
-    net, peers, stats = swarm
+    net, peers, _stats = swarm
     cids = _publish(peers[0])
-    res = asyncio.run(
-        replicate(
-            cids,
-            source=peers[0].info,
-            candidates=stats,
-            request=net.request_fn(peers[0].info),
-            config=ReplicationConfig(replicas=2),
-        )
-    )
+    res = _replicate_from_first(swarm, cids, replicas=2)
     net.kill(peers[0].info.peer_id)
     net.kill(res.holders[0].peer_id)
     reader = peers[2]
@@ -114,17 +101,9 @@ def test_strategies_order_candidates_differently(swarm) -> None:
 
 
 def test_more_replicas_than_peers_places_what_it_can(swarm) -> None:
-    net, peers, stats = swarm
+    _net, peers, _stats = swarm
     cids = _publish(peers[0])
-    res = asyncio.run(
-        replicate(
-            cids,
-            source=peers[0].info,
-            candidates=stats,
-            request=net.request_fn(peers[0].info),
-            config=ReplicationConfig(replicas=9),
-        )
-    )
+    res = _replicate_from_first(swarm, cids, replicas=9)
     assert len(res.holders) == 5
 
 
