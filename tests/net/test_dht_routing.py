@@ -50,3 +50,25 @@ def test_closest_matches_brute_force_order() -> None:
     assert table.closest(target, 20) == expected
     assert table.closest(target, 5, exclude=[expected[0].peer_id]) == expected[1:6]
     assert table.refresh_indices() and max(table.refresh_indices()) == 255
+
+
+def test_closest_stays_exact_when_peers_share_their_top_64_key_bits() -> None:
+    # Forge key positions (the memo PeerInfo reads) so two peers tie on the top 64 bits and
+    # differ only below them: the 64-bit fast ranking must not decide their order.
+    from sedma.net import types
+
+    top = os.urandom(8)
+    near, far = top + b"\x00" * 24, top + b"\xff" * 24
+    tied = [PeerInfo(b"\x12\x20" + os.urandom(32), "127.0.0.1", 2000 + i) for i in range(2)]
+    for peer, key in zip(tied, (far, near), strict=True):
+        types._POSITIONS[peer.peer_id] = (key, int.from_bytes(key, "big"))
+    table = RoutingTable(bytes(a ^ 0xFF for a in top) + os.urandom(24), k=20)
+    for i in range(30):
+        table.add(_peer(i))
+    for peer in tied:
+        table.add(peer)
+    target = top + b"\x00" * 23 + b"\x01"
+    expected = sorted(table.peers(), key=lambda p: distance(p.dht_key, target))
+    assert expected[:2] == [tied[1], tied[0]]
+    assert table.closest(target, 20) == expected[:20]
+    assert table.closest(target, 3, exclude=[tied[1].peer_id]) == [tied[0], *expected[2:4]]

@@ -6,6 +6,8 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterable
 
+import numpy as np
+
 from sedma.errors import ConfigError
 from sedma.net.types import PeerInfo
 
@@ -42,6 +44,9 @@ class RoutingTable:
         self.buckets: list[OrderedDict[bytes, PeerInfo]] = [OrderedDict() for _ in range(KEY_BITS)]
         self._ints: dict[bytes, int] = {}  # peer id -> DHT key as an int, so sorting hashes nothing
         self._all: dict[bytes, PeerInfo] = {}  # every peer, flat: closest() skips the 256 buckets
+        # closest() ranks by the top 64 bits of the distance as one numpy array (rebuilt when
+        # membership changes); exact whenever those bits differ between all peers.
+        self._ranked: tuple[list[bytes], np.ndarray[tuple[int], np.dtype[np.uint64]], bool] | None = None
 
     def add(self, peer: PeerInfo) -> tuple[bool, PeerInfo | None]:
         """Insert or refresh ``peer``; returns (is new, least-recently-seen peer to ping if full)."""
@@ -56,12 +61,14 @@ class RoutingTable:
         if len(bucket) < self.k:
             bucket[peer.peer_id] = self._all[peer.peer_id] = peer
             self._ints[peer.peer_id] = peer.dht_int
+            self._ranked = None
             return True, None
         return False, next(iter(bucket.values()))
 
     def remove(self, peer: PeerInfo) -> bool:
         """Drop ``peer`` (it failed to answer)."""
         index = (self._self_int ^ peer.dht_int).bit_length() - 1
+        self._ranked = None
         self._ints.pop(peer.peer_id, None)
         self._all.pop(peer.peer_id, None)
         return index >= 0 and self.buckets[index].pop(peer.peer_id, None) is not None
@@ -81,8 +88,30 @@ class RoutingTable:
         return [p for b in self.buckets for p in b.values()]
 
     def closest(self, key: bytes, n: int, *, exclude: Iterable[bytes] = ()) -> list[PeerInfo]:
-        """The ``n`` known peers nearest to ``key`` by XOR distance."""
+        """The ``n`` known peers nearest to ``key`` by XOR distance (Eq. 2)."""
         skip = set(exclude)
+        ids, top, exact = self._ranked or self._rank()
+        if not exact:
+            return self._closest_exact(key, n, skip)
+        # Distinct top 64 bits order the full 256-bit distances the same way.
+        order = np.argsort(top ^ np.uint64(int.from_bytes(key[:8], "big")))
+        known = self._all
+        out: list[PeerInfo] = []
+        for i in order.tolist():
+            if ids[i] not in skip:
+                out.append(known[ids[i]])
+                if len(out) == n:
+                    break
+        return out
+
+    def _rank(self) -> tuple[list[bytes], np.ndarray[tuple[int], np.dtype[np.uint64]], bool]:
+        ids = list(self._ints)
+        top = np.array([v >> (KEY_BITS - 64) for v in self._ints.values()], dtype=np.uint64)
+        self._ranked = (ids, top, len(np.unique(top)) == len(top))
+        return self._ranked
+
+    def _closest_exact(self, key: bytes, n: int, skip: set[bytes]) -> list[PeerInfo]:
+        """Full-width ranking, for tables where two peers share their top 64 key bits."""
         target = int.from_bytes(key, "big")
         ints, known = self._ints, self._all
         # (distance, id) pairs sort on the int alone: distinct keys have distinct distances.
