@@ -136,6 +136,9 @@ def _program_chunk(
     wa[i0:i1, r0:r1, :] = w
     s[i0:i1, r0:r1, :] = sv
     err = w - target
+    # The lower half now keeps D = Â − W, the static error itself: D x̂ is the correction's
+    # (Â − W) x̂ without the cancellation of two large products.
+    wa[i0:i1, t + r0 : t + r1, :] = -err
     mask = target != 0.0
     f64 = np.float64
     return _ChunkOut(

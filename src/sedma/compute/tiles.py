@@ -1,9 +1,9 @@
 """Programmed tiles resident in a shard: stacked arrays per (tile size, device), read without loops.
 
 A :class:`TileGroup` holds ``k`` tiles of one size and one device as stacked arrays: ``wa`` is
-(k, 2t, t), the programmed weights W = (G⁺ − G⁻)/(Gmax − Gmin) on top of the exact scaled
-matrix Â (for the row-wise product A x̃ of the correction), so one BLAS call per tile yields
-both W x and Â x; ``s`` is (k, t, t) with
+(k, 2t, t), the programmed weights W = (G⁺ − G⁻)/(Gmax − Gmin) on top of D = Â − W, the
+static programming error against the exact scaled matrix Â (for the row-wise product A x̃ of
+the correction), so one BLAS call per tile yields both W x and D x; ``s`` is (k, t, t) with
 (G⁺² + G⁻²)/(Gmax − Gmin)², the per-cell read-noise weight. One read is one batched matmul over
 the stack; per-read noise is sampled at the column outputs, y = Wx + σ·sqrt(S(x∘x))·z, which is
 exact in distribution for independent Gaussian per-cell noise G(1 + σz); then each tile's ADC.
@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from sedma.compute import kernels
 from sedma.compute.backend import ArrayBackend
 from sedma.compute.converters import dac
 from sedma.compute.devices import Device
@@ -28,7 +29,7 @@ from sedma.compute.sampling import NormalSource
 
 F32 = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.intp]
-# Reused per-read buffers of one tile group: [W; Â] x (k, 2t, B), raw, (Â − W) x, x∘x (k, t, B).
+# Reused per-read buffers of one tile group: [W; D] x (k, 2t, B), raw, D x (one vector), x∘x (k, t, B).
 Scratch = tuple[F32, F32, F32, F32]
 
 
@@ -38,7 +39,7 @@ class TileGroup:
 
     device: Device
     tile: int
-    wa: F32  # (k, 2t, t): programmed W over exact Â
+    wa: F32  # (k, 2t, t): programmed W over D = Â − W
     s: F32  # (k, t, t): (G⁺² + G⁻²)/span²
     cols: IdxArray  # (k, t): input index of each tile column (n = the zero pad)
     scatter: sp.csr_matrix  # (m, k·t): sums tile outputs into matrix rows
@@ -51,6 +52,8 @@ class TileGroup:
     # (block rows, block columns) when the blocks are a full row-major grid of the matrix, tile i
     # at rows (i // C)·t…: then the scatter is a reshape and one sum (the static plan on one shard).
     grid: tuple[int, int] | None = None
+    # 16-bit row-scaled copies of D and S for the compiled single-vector read (made on first use).
+    packed: kernels.Packed | None = None
 
     @property
     def blocks(self) -> int:
@@ -61,7 +64,7 @@ class TileGroup:
         return self.wa[:, : self.tile, :]
 
     @property
-    def a(self) -> F32:
+    def d(self) -> F32:
         return self.wa[:, self.tile :, :]
 
     def gather(self, xs: F32) -> F32:
@@ -105,9 +108,9 @@ class TileGroup:
 
         raw = each tile's ADC of Wx plus per-read noise σ·sqrt(S(x∘x))·z at the column outputs
         (exact in distribution for independent per-cell noise G(1 + σz)); with ``exact``,
-        (Â − W)x, the static error the correction cancels, comes from the same matmul.
+        D x = (Â − W)x, the static error the correction cancels, comes from the same matmul.
         """
-        t, (y, raw, dx, sq) = self.tile, buf
+        t, (y, raw, _, sq) = self.tile, buf
         wx = np.matmul(self.wa, x, out=y)[:, :t] if exact else np.matmul(self.w, x, out=y[:, :t])
         sigma = self.device.read_noise
         if sigma > 0.0:
@@ -119,14 +122,27 @@ class TileGroup:
         else:
             raw[...] = wx
         self.adc_(raw)
-        if not exact:
-            return raw, None
-        np.subtract(y[:, t:], wx, out=dx)
-        return raw, dx
+        return (raw, y[:, t:]) if exact else (raw, None)
+
+    def read_one_into(
+        self, x: F32, exact: bool, normals: NormalSource, buf: Scratch
+    ) -> tuple[F32, F32 | None]:
+        """:meth:`read_into` for one vector (B = 1) in one compiled pass (:mod:`sedma.compute.kernels`)."""
+        if self.packed is None:
+            self.packed = kernels.pack(self.d, self.s)
+        k, t, pk = self.blocks, self.tile, self.packed
+        _, raw, dx, _ = buf
+        z = normals.normal((k, t)) if self.device.read_noise > 0.0 else raw.reshape(k, t)
+        levels = float((1 << self.adc_bits) - 1) if self.adc_bits > 0 else 0.0
+        kernels.read_one(
+            self.wa, pk.d16, pk.d_scale, pk.s16, pk.s_scale, x.reshape(k, t), z, self.device.read_noise,
+            self.adc_lo, self.adc_hi, levels, exact, raw.reshape(k, t), dx.reshape(k, t),
+        )  # fmt: skip
+        return raw, (dx if exact else None)
 
     def faithful_xtilde(self, x: F32, rng: np.random.Generator) -> F32:
         """Σ_j E_ij e_ij with x̃_ij = x_j + e_ij drawn per cell (the faithful correction mode)."""
-        err = self.w - self.a
+        err = -self.d
         k, t, _ = err.shape
         out = np.empty((k, t, x.shape[-1]), dtype=np.float32)
         sd = np.float32(np.sqrt(self.xvar))
@@ -202,7 +218,8 @@ class Shard:
         if (i, b) not in self._scratch:
             k, t = g.blocks, g.tile
             f32 = np.float32
-            y, raw, dx, sq = (np.empty((k, r * t, b), f32) for r in (2, 1, 1, 1))
+            y, raw, sq = (np.empty((k, r * t, b), f32) for r in (2, 1, 1))
+            dx = np.empty((k, t, b if b == 1 else 0), f32)  # B > 1 reads D x straight from y
             self._scratch[(i, b)] = (y, raw, dx, sq)
         return self._scratch[(i, b)]
 
@@ -211,9 +228,10 @@ class Shard:
         x = g.gather(xs)
         if self.backend.on_gpu:
             yy, raw = self._gpu_read(g, x, exact)
-            parts = [raw, yy[:, g.tile :] - yy[:, : g.tile]] if exact else [raw]
+            parts = [raw, yy[:, g.tile :]] if exact else [raw]
         else:
-            raw, dx = g.read_into(x, exact, self._normals, self._buffer(i, g, xs.shape[1]))
+            read = g.read_one_into if xs.shape[1] == 1 and kernels.AVAILABLE else g.read_into
+            raw, dx = read(x, exact, self._normals, self._buffer(i, g, xs.shape[1]))
             parts = [raw] if dx is None else [raw, dx]
         if faithful:
             parts.append(g.faithful_xtilde(x, self.rng))

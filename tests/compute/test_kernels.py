@@ -1,0 +1,82 @@
+"""The compiled single-vector read: same numbers as the BLAS path, same noise law, a numpy fallback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sedma.compute import kernels
+from sedma.compute.crossbar import CrossbarConfig, program
+from sedma.compute.devices import Device, get_device, with_overrides
+from sedma.compute.executor import LocalExecutor
+
+pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed: reads use BLAS only")
+
+
+def test_pack_keeps_d_and_s_within_half_a_code_of_their_row() -> None:
+    rng = np.random.default_rng(0)
+    d = (rng.standard_normal((3, 16, 16)) * 1e-3).astype(np.float32)
+    d[0, 2] = 0.0  # an all-zero row must not divide by zero
+    s = rng.random((3, 16, 16), dtype=np.float32)
+    pk = kernels.pack(d, s)
+    assert pk.d16.dtype == np.int16 and pk.s16.dtype == np.uint16
+    for v, codes, sc in ((d, pk.d16, pk.d_scale), (s, pk.s16, pk.s_scale)):
+        back = codes.astype(np.float64) * sc[:, :, None]
+        assert np.all(np.abs(back - v) <= 0.5 * sc[:, :, None] * (1 + 1e-5) + 1e-12)
+    assert np.all(pk.d16[0, 2] == 0)
+
+
+def _reads(
+    a: np.ndarray, xs: list[np.ndarray], dev: Device | str, *, kernel: bool, mp: pytest.MonkeyPatch
+) -> np.ndarray:
+    mp.setattr(kernels, "AVAILABLE", kernel)
+    pm = program(a, device=dev, tile=128, seed=3, config=CrossbarConfig(shards=1))
+    out = []
+    for x in xs:
+        r = pm.read(x, correction="full", lam=0.0)
+        assert r.first_order is not None
+        out.append(np.stack([r.raw, r.first_order]))
+    return np.stack(out)
+
+
+def test_one_vector_kernel_agrees_with_the_blas_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    a = rng.random((300, 500))  # padded tiles: 3 × 4 blocks of 128, the last ones partly empty
+    xs = [rng.random(500) for _ in range(5)]
+    ideal_adc = with_overrides(get_device("TaOx-HfOy"), adc_bits=0)
+    # Same seed, same normal draws: without an ADC both paths give the same numbers to rounding.
+    fast = _reads(a, xs, ideal_adc, kernel=True, mp=monkeypatch)
+    blas = _reads(a, xs, ideal_adc, kernel=False, mp=monkeypatch)
+    np.testing.assert_allclose(fast, blas, rtol=2e-5, atol=1e-3)
+    # With the 8-bit ADC a different summation order may move a value across a code boundary.
+    fast = _reads(a, xs, "TaOx-HfOy", kernel=True, mp=monkeypatch)
+    blas = _reads(a, xs, "TaOx-HfOy", kernel=False, mp=monkeypatch)
+    moved = ~np.isclose(fast, blas, rtol=2e-5, atol=1e-3)
+    assert moved.mean() < 0.01
+    assert np.abs(fast - blas).max() < 0.01 * np.abs(blas).max()
+
+
+def test_kernel_read_noise_has_the_per_cell_variance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernels, "AVAILABLE", True)
+    rng = np.random.default_rng(2)
+    a, x = rng.random((32, 32)), rng.random(32).astype(np.float32)
+    dev = with_overrides(get_device("TaOx-HfOy"), read_noise=0.05, dac_bits=0, adc_bits=0)
+    pm = program(a, device=dev, tile=32, seed=5, config=CrossbarConfig(shards=1))
+    reads = np.stack([pm.read(x, correction="none").raw for _ in range(3000)])
+    assert isinstance(pm.executor, LocalExecutor)
+    g = pm.executor.shards[0].groups[0]
+    xs = (x - x.min()) / (x.max() - x.min())  # minmax scaling of the vector
+    want_sd = 0.05 * np.sqrt(g.s[0] @ (xs * xs))
+    gain = pm.scale.span.ravel()[0] * (x.max() - x.min())  # digital un-scaling of the analog part
+    np.testing.assert_allclose(reads.std(axis=0) / gain, want_sd, rtol=0.1)
+
+
+def test_numpy_setting_turns_the_kernel_off() -> None:
+    code = "from sedma.compute import kernels; print(kernels.AVAILABLE)"
+    env = os.environ | {"SEDMA_COMPUTE_KERNEL": "numpy"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
