@@ -163,9 +163,16 @@ def _stack_blocks(
     cols = np.full((k, tile), n, dtype=np.intp)
     rows = np.full((k, tile), m, dtype=np.intp)
     lo, span = float(sc.lo.ravel()[0]), float(sc.span.ravel()[0])
+    # float32 input is scaled in float32 (as converters.scale does): no float64 temporaries.
+    f32 = a.dtype == np.float32
     for i, b in enumerate(blocks):
-        sub = np.asarray(a[b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols], dtype=np.float64)
-        wa[i, tile : tile + b.rows, : b.cols] = (sub - lo) / span
+        sub = a[b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols]
+        dst = wa[i, tile : tile + b.rows, : b.cols]
+        if f32:
+            np.subtract(sub, np.float32(lo), out=dst)
+            dst *= np.float32(1.0 / span)
+        else:
+            dst[...] = (np.asarray(sub, dtype=np.float64) - lo) / span
         cols[i, : b.cols] = np.arange(b.col0, b.col0 + b.cols)
         rows[i, : b.rows] = np.arange(b.row0, b.row0 + b.rows)
     return wa, (cols, rows)
