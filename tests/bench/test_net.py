@@ -8,15 +8,30 @@ import pytest
 
 from sedma.bench.net import BenchConfig, goals, pct, raw_floor
 from sedma.errors import ConfigError
+from sedma.net.loop import loop_name, run
 
 
 def test_floor_measures_both_raw_asyncio_paths_against_a_real_child_process() -> None:
-    async def main() -> list[tuple[float, float]]:
+    async def main() -> list[tuple[float, float, float]]:
         async with raw_floor(1 << 20) as sample:
             return [await sample() for _ in range(2)]
 
     rates = asyncio.run(main())
-    assert len(rates) == 2 and all(min(pair) > 1.0 for pair in rates)  # MB/s, measured
+    assert len(rates) == 2 and all(min(rate) > 1.0 for rate in rates)  # MB/s, measured
+    assert all(streams == plain for streams, _, plain in rates)  # on asyncio: one and the same
+
+
+def test_on_uvloop_the_plain_asyncio_floor_is_measured_beside_the_uvloop_one() -> None:
+    pytest.importorskip("uvloop", reason="uvloop is not installed")
+
+    async def main() -> tuple[str, list[tuple[float, float, float]]]:
+        async with raw_floor(1 << 20) as sample:
+            return loop_name(), [await sample() for _ in range(2)]
+
+    name, rates = run(main(), uvloop=True)
+    assert name == "uvloop"
+    # Three separate measurements (two child processes), none of them copied from another.
+    assert all(min(rate) > 1.0 and rate[0] != rate[2] for rate in rates)
 
 
 def test_goals_pass_and_fail_on_the_issue_thresholds() -> None:

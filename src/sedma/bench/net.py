@@ -19,11 +19,12 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import click
 import numpy as np
@@ -33,6 +34,9 @@ from sedma._output import err_console, print_table
 from sedma.bench._figures import default_plot_path, finish, pyplot, save_figure
 from sedma.errors import ConfigError, SedmaError
 from sedma.net.client import NodeClient
+from sedma.net.loop import ENV as LOOP_ENV
+from sedma.net.loop import loop_name
+from sedma.net.loop import run as run_loop
 from sedma.net.node import Node, NodeConfig, dht_key, parse_addr
 from sedma.net.service import SWITCH_INTERVAL_S
 from sedma.net.types import PeerInfo
@@ -43,6 +47,7 @@ GOAL_RTT_P50_MS = 0.5
 GOAL_LOOKUP_P50_MS = 3.0
 GOAL_DEAD25_P95_MS = 1000.0
 MIB = 1 << 20
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +89,8 @@ def floor_server() -> None:
 
     class Sender(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            assert isinstance(transport, asyncio.Transport)
-            self.transport = transport
+            # uvloop's transports implement asyncio.Transport without subclassing it
+            self.transport = cast(asyncio.Transport, transport)
 
         def data_received(self, data: bytes) -> None:
             for _ in data:
@@ -96,7 +101,7 @@ def floor_server() -> None:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.sleep(3600)
 
-    asyncio.run(main())
+    run_loop(main())  # the event loop the bench itself runs on (SEDMA_UVLOOP)
 
 
 class _Receiver(asyncio.BufferedProtocol):
@@ -106,8 +111,8 @@ class _Receiver(asyncio.BufferedProtocol):
         self.done: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return memoryview(self.buf)
@@ -118,39 +123,103 @@ class _Receiver(asyncio.BufferedProtocol):
             self.done.set_result(None)
 
 
-FloorSample = Callable[[], Awaitable[tuple[float, float]]]
+# (streams, BufferedProtocol, streams on the standard asyncio loop) MB/s
+FloorSample = Callable[[], Awaitable[tuple[float, float, float]]]
+
+
+def _floor_process(nbytes: int, *, uvloop: bool) -> tuple[subprocess.Popen[str], int]:
+    """A floor_server child on the chosen event loop, and its port."""
+    code = "from sedma.bench.net import floor_server; floor_server()"
+    env = {**os.environ, LOOP_ENV: "1" if uvloop else "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(nbytes)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        proc.kill()
+        proc.wait()
+        raise SedmaError("bench net: the floor process did not start")
+    return proc, int(line)
+
+
+async def _streams_rate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, nbytes: int) -> float:
+    """MB/s of one ``readexactly`` of ``nbytes`` (REFERENCES.md's asyncio streams floor)."""
+    started = time.perf_counter()
+    writer.write(b"g")
+    await reader.readexactly(nbytes)
+    return nbytes / (time.perf_counter() - started) / 1e6
+
+
+class _PlainAsyncioFloor:
+    """The streams floor on the standard asyncio loop, in a thread of its own.
+
+    When the bench runs on uvloop, its floor is measured on uvloop too (same loop as ours);
+    this one is reported beside it, so the choice of loop is visible in the figures.
+    """
+
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = nbytes
+        self.loop = asyncio.SelectorEventLoop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="asyncio-floor", daemon=True)
+        self.proc, self.port = _floor_process(nbytes, uvloop=False)
+        self.thread.start()
+
+    async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await self._on_loop(
+            asyncio.open_connection("127.0.0.1", self.port, limit=4 * MIB)
+        )
+
+    async def sample(self) -> float:
+        return await self._on_loop(_streams_rate(self.reader, self.writer, self.nbytes))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5.0)
+        if not self.thread.is_alive():
+            self.loop.close()
+        self.proc.kill()
+        self.proc.wait()
 
 
 @contextlib.asynccontextmanager
 async def raw_floor(nbytes: int) -> AsyncIterator[FloorSample]:
-    """A child process sending ``nbytes`` raw; yields a sampler of (streams, BufferedProtocol) MB/s."""
-    code = "from sedma.bench.net import floor_server; floor_server()"
-    proc = subprocess.Popen([sys.executable, "-c", code, str(nbytes)], stdout=subprocess.PIPE, text=True)
+    """Child processes sending ``nbytes`` raw; yields a sampler of the floors' MB/s.
+
+    Both main floors run on the bench's own event loop (sender and receiver), so a faster loop
+    raises the floor exactly as it raises our figures.
+    """
+    on_uvloop = loop_name() == "uvloop"
+    proc, port = _floor_process(nbytes, uvloop=on_uvloop)
+    plain = _PlainAsyncioFloor(nbytes) if on_uvloop else None
     try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
         loop = asyncio.get_running_loop()
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=4 * MIB)
         transport, recv = await loop.create_connection(_Receiver, "127.0.0.1", port)
+        if plain is not None:
+            await plain.connect()
 
-        async def sample() -> tuple[float, float]:
-            started = time.perf_counter()
-            writer.write(b"g")
-            await reader.readexactly(nbytes)
-            streams = nbytes / (time.perf_counter() - started) / 1e6
+        async def sample() -> tuple[float, float, float]:
+            streams = await _streams_rate(reader, writer, nbytes)
             recv.want, recv.done = nbytes, loop.create_future()
             started = time.perf_counter()
             transport.write(b"g")
             await recv.done
-            return streams, nbytes / (time.perf_counter() - started) / 1e6
+            buffered = nbytes / (time.perf_counter() - started) / 1e6
+            return streams, buffered, streams if plain is None else await plain.sample()
 
-        await sample()  # warm both connections up
+        await sample()  # warm every connection up
         yield sample
         writer.close()
         transport.close()
     finally:
         proc.kill()
         proc.wait()
+        if plain is not None:
+            plain.close()
 
 
 # ---- the swarm ------------------------------------------------------------------------------
@@ -211,20 +280,21 @@ async def measure_transfer(
     run hits both sides of the ratio alike.
     """
     rng = np.random.default_rng(cfg.seed)
-    out: dict[str, list[float]] = {"transfer": [], "streams": [], "buffered": []}
+    out: dict[str, list[float]] = {"transfer": [], "streams": [], "buffered": [], "asyncio": []}
     host, port = parse_addr(provider)
     async with NodeClient(host, port) as client:
         for i in range(cfg.repeats + 1):  # round 0 warms connections and thread pools up
             arr = rng.standard_normal(cfg.transfer_mib * MIB // 4).astype(np.float32)
             cid, _ = await client.put(arr, replicas=0)
-            streams, buffered = await floor()
+            streams, buffered, plain = await floor()
             started = time.perf_counter()
             got = await node.get_tensor(cid)
             rate = arr.nbytes / (time.perf_counter() - started) / 1e6
             if not np.array_equal(got, arr):
                 raise SedmaError(f"bench net: tensor {cid} came back different")
             if i:
-                for key, value in (("transfer", rate), ("streams", streams), ("buffered", buffered)):
+                rates = {"transfer": rate, "streams": streams, "buffered": buffered, "asyncio": plain}
+                for key, value in rates.items():
                     out[key].append(value)
     return out
 
@@ -347,6 +417,10 @@ def _summary(
         "floor_buffered_mb_s": mb_s["buffered"],
         "transfer_share_of_floor": mb_s["transfer"] / mb_s["streams"],
         "transfer_share_of_buffered_floor": mb_s["transfer"] / mb_s["buffered"],
+        "floor_asyncio_mb_s_samples": transfer["asyncio"],
+        "floor_asyncio_mb_s": mb_s["asyncio"],
+        "transfer_share_of_asyncio_floor": mb_s["transfer"] / mb_s["asyncio"],
+        "event_loop": loop_name(),  # the loop of this process, the swarm's and the floor's
         "rtt_ms_p50": pct(rtt)["p50"],
         "rtt_ms_p95": pct(rtt)["p95"],
         "lookup_ms_p50": live["provider_ms"]["p50"],
@@ -389,24 +463,36 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _print_transfer(r: dict[str, Any]) -> None:
-    """The transfer beside both floors."""
+    """The transfer beside the floors (all on the run's event loop, plain asyncio's beside)."""
+    loop, floor = r["event_loop"], r["floor_mb_s"]
+    rows: list[tuple[str, float, str]] = [
+        (f"raw asyncio streams, readexactly, on {loop} (floor)", floor, "100%"),
+        (
+            f"raw asyncio BufferedProtocol on {loop}",
+            r["floor_buffered_mb_s"],
+            f"{r['floor_buffered_mb_s'] / floor:.0%}",
+        ),
+    ]
+    if loop != "asyncio":
+        rows.append(
+            (
+                "raw streams on the standard asyncio loop",
+                r["floor_asyncio_mb_s"],
+                f"{r['floor_asyncio_mb_s'] / floor:.0%}",
+            )
+        )
+    rows.append(
+        (
+            "sedma get_tensor (DHT + verified blocks)",
+            r["transfer_mb_s"],
+            f"{r['transfer_share_of_floor']:.0%}",
+        )
+    )
+    cfg = r["config"]
     print_table(
-        f"transfer of {r['config']['transfer_mib']} MiB between processes"
-        f" (median of {r['config']['repeats']})",
+        f"transfer of {cfg['transfer_mib']} MiB between processes (median of {cfg['repeats']})",
         ["path", "MB/s", "share of floor"],
-        [
-            ("raw asyncio streams, readexactly (floor)", r["floor_mb_s"], "100%"),
-            (
-                "raw asyncio BufferedProtocol",
-                r["floor_buffered_mb_s"],
-                f"{r['floor_buffered_mb_s'] / r['floor_mb_s']:.0%}",
-            ),
-            (
-                "sedma get_tensor (DHT + verified blocks)",
-                r["transfer_mb_s"],
-                f"{r['transfer_share_of_floor']:.0%}",
-            ),
-        ],
+        rows,
     )
 
 
@@ -444,10 +530,16 @@ def plot(r: dict[str, Any], path: Path) -> Path:
     plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    loop = r["event_loop"]
     ax1.bar(
-        ["asyncio streams\n(floor)", "asyncio\nBufferedProtocol", "sedma\nget_tensor"],
-        [r["floor_mb_s"], r["floor_buffered_mb_s"], r["transfer_mb_s"]],
-        color=["grey", "silver", "C0"],
+        [
+            f"streams on {loop}\n(floor)",
+            f"BufferedProtocol\non {loop}",
+            "streams on\nasyncio",
+            "sedma\nget_tensor",
+        ],
+        [r["floor_mb_s"], r["floor_buffered_mb_s"], r["floor_asyncio_mb_s"], r["transfer_mb_s"]],
+        color=["grey", "silver", "gainsboro", "C0"],
     )
     ax1.axhline(GOAL_TRANSFER_MB_S, color="red", ls="--", lw=1, label="goal 150 MB/s")
     ax1.set_ylabel("MB/s")
@@ -481,6 +573,6 @@ def net(quick: bool, plot_path: Path | None, no_plot: bool, as_json: bool) -> No
     # Same process setting as a node service (sedma.net.service): block I/O runs in threads.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     with Progress(console=err_console, transient=True) as progress:
-        results = asyncio.run(run_bench(cfg, progress))
+        results = run_loop(run_bench(cfg, progress))
     results["plot"] = None if no_plot else str(plot(results, plot_path or default_plot_path("net")))
     finish(results, as_json=as_json, report=print_report)

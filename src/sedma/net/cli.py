@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Coroutine
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 from sedma._output import emit_json, print_table
 from sedma.errors import InputError
 from sedma.net.client import NodeClient
+from sedma.net.loop import run as run_loop
 from sedma.net.node import NodeConfig, parse_addr
 from sedma.net.selection import STRATEGIES
 
@@ -30,7 +30,7 @@ NODE_OPTION = click.option(
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    return run_loop(coro)  # uvloop when installed, unless SEDMA_UVLOOP=0
 
 
 def _client(addr: str) -> NodeClient:

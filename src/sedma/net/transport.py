@@ -13,7 +13,7 @@ import contextlib
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sedma.net.types import PeerError, PeerInfo, ProtocolError
 from sedma.net.wire import MAX_FRAME, Frame, FrameDecoder, encode
@@ -108,7 +108,8 @@ class _FrameProtocol(asyncio.BufferedProtocol, Connection):
         self.remote = ("", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         peer = transport.get_extra_info("peername")
