@@ -53,9 +53,15 @@ class Packed:
 
 
 def _codes(v: F32, top: float, dtype: type[np.integer[Any]]) -> tuple[npt.NDArray[Any], F32]:
-    peak = np.abs(v).max(axis=2)
-    sc = np.where(peak > 0.0, peak / np.float32(top), np.float32(1.0)).astype(np.float32)
-    return np.rint(v / sc[:, :, None]).astype(dtype), sc
+    """Row-scaled integer codes of (k, t, t) ``v``, one tile at a time (temporaries stay 1 tile)."""
+    codes = np.empty(v.shape, dtype=dtype)
+    scale = np.empty(v.shape[:2], dtype=np.float32)
+    for i, tile in enumerate(v):
+        peak = np.abs(tile).max(axis=1)
+        sc = np.where(peak > 0.0, peak / np.float32(top), np.float32(1.0)).astype(np.float32)
+        codes[i] = np.rint(tile / sc[:, None])
+        scale[i] = sc
+    return codes, scale
 
 
 def pack(d: F32, s: F32) -> Packed:
