@@ -11,7 +11,7 @@ from sedma.net.dht.node import DhtConfig, DhtNode
 from sedma.net.identity import Identity
 from sedma.net.rpc import RpcEndpoint
 from sedma.net.transport import TcpTransport
-from sedma.net.types import PeerInfo
+from sedma.net.types import PeerInfo, PeerLoad
 
 
 async def _swarm(n: int, **cfg: Any) -> list[DhtNode]:
@@ -200,3 +200,55 @@ def test_a_hung_peer_costs_one_rpc_timeout_then_is_skipped() -> None:
         await _close(nodes)
 
     asyncio.run(main())
+
+
+def test_full_bucket_pings_its_oldest_only_when_not_heard_from_lately() -> None:
+    # Kademlia §4.1: a contact that answered recently is not probed again; a stale one is
+    # pinged, kept (and moved to the tail) if it answers, replaced by the newcomer if not.
+    async def main() -> None:
+        now = [1000.0]
+        ep = RpcEndpoint(Identity.generate(), TcpTransport())
+        me = DhtNode(ep, config=DhtConfig(k=1, ping_after=60.0, rpc_timeout=0.3), clock=lambda: now[0])
+        pings: list[bytes] = []
+        request = ep.request
+
+        async def counted(peer: PeerInfo, method: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+            pings.extend([peer.peer_id] if method == "dht.ping" else [])
+            return await request(peer, method, body, **kw)
+
+        ep.request = counted  # type: ignore[method-assign]
+        old, new = await _same_bucket_pair(me)
+        old_info = PeerInfo(old.endpoint.identity.peer_id, *old.endpoint.advertised or ("", 0))
+        new_info = PeerInfo(new.endpoint.identity.peer_id, *new.endpoint.advertised or ("", 0))
+        me.add_peer(old_info)
+        assert await me.ping(old_info) is not None and len(pings) == 1
+        me.add_peer(new_info)  # bucket full, oldest heard from just now: no probe
+        await asyncio.sleep(0.05)
+        assert len(pings) == 1 and new_info not in me.routing
+        now[0] += 61.0
+        me.add_peer(new_info)  # oldest silent for 61 s: probed, answers, stays
+        await asyncio.sleep(0.2)
+        assert pings[1:] == [old_info.peer_id] and old_info in me.routing and new_info not in me.routing
+        await old.endpoint.close()
+        now[0] += 61.0
+        me.add_peer(new_info)  # probed again, dead now: replaced
+        await asyncio.sleep(0.6)
+        assert len(pings) == 3 and old_info not in me.routing and new_info in me.routing
+        await _close([me, new])
+
+    asyncio.run(main())
+
+
+async def _same_bucket_pair(me: DhtNode) -> tuple[DhtNode, DhtNode]:
+    """Two listening DHT peers whose keys fall into the same bucket of ``me``."""
+    from sedma.net.dht.routing import bucket_index
+
+    by_bucket: dict[int, DhtNode] = {}
+    while True:
+        ep = RpcEndpoint(Identity.generate(), TcpTransport())
+        await ep.listen()
+        node = DhtNode(ep, load_fn=lambda: PeerLoad(0.5, 1.0, time.time()))  # PING answers carry a load
+        index = bucket_index(me.self_key, node.self_key)
+        if index in by_bucket:
+            return by_bucket.pop(index), node
+        by_bucket[index] = node

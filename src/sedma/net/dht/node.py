@@ -40,11 +40,16 @@ class DhtConfig:
     republish_interval: float = 1800.0
     refresh_interval: float = 600.0
     dead_for: float = 30.0
+    # A full bucket pings its least-recently-seen peer before dropping a newcomer only when
+    # that peer has not answered us for this long (Kademlia §4.1: no probes of live contacts).
+    ping_after: float = 60.0
 
     def validate(self) -> DhtConfig:
         if self.k < 1 or self.alpha < 1:
             raise ConfigError(f"DhtConfig k and alpha must be >= 1, got k={self.k} alpha={self.alpha}")
-        require_positive(self, ("rpc_timeout", "record_ttl", "provider_ttl", "republish_interval"))
+        require_positive(
+            self, ("rpc_timeout", "record_ttl", "provider_ttl", "republish_interval", "ping_after")
+        )
         return self
 
 
@@ -67,6 +72,7 @@ class DhtNode:
         self.storage = DhtStorage()
         self.loads: dict[bytes, PeerLoad] = {}
         self.dead: dict[bytes, float] = {}
+        self._heard: dict[bytes, float] = {}  # peer id -> when it last answered us (clock)
         self._provided: set[bytes] = set()
         self._published: dict[bytes, SignedRecord] = {}
         self._wire_peers: dict[tuple[Any, ...], PeerInfo] = {}
@@ -81,20 +87,32 @@ class DhtNode:
             self.loads[caller.peer_id] = caller.load
         if caller.info is not None:
             self.dead.pop(caller.peer_id, None)
+            self._note_heard(caller.peer_id)
             self.add_peer(caller.info)
 
     def add_peer(self, peer: PeerInfo) -> None:
-        """Note a live peer; a full bucket pings its least-recently-seen member first."""
+        """Note a live peer; a full bucket pings its least-recently-seen member if that one is stale."""
         if peer.peer_id == self.endpoint.identity.peer_id:
             return
         is_new, oldest = self.routing.add(peer)
         if is_new:
             self._spawn(self._hand_off(peer))
-        elif oldest is not None:
+        elif oldest is not None and self._stale(oldest):
             self._spawn(self._evict_if_dead(oldest, peer))
+
+    def _stale(self, peer: PeerInfo) -> bool:
+        heard = self._heard.get(peer.peer_id)
+        return heard is None or self.clock() - heard > self.config.ping_after
+
+    def _note_heard(self, peer_id: bytes) -> None:
+        heard = self._heard
+        if len(heard) >= 65536 and peer_id not in heard:
+            heard.clear()  # bounded: peer ids come from the network; forgetting only costs a ping
+        heard[peer_id] = self.clock()
 
     def _mark_dead(self, peer: PeerInfo) -> None:
         self.routing.remove(peer)
+        self._heard.pop(peer.peer_id, None)
         self.dead[peer.peer_id] = self.clock() + self.config.dead_for
 
     def _excluded(self) -> list[bytes]:
@@ -107,6 +125,8 @@ class DhtNode:
         if await self.ping(oldest) is None:
             self.routing.remove(oldest)
             self.add_peer(newcomer)
+        else:
+            self.routing.add(oldest)  # it answered: now the most recently seen (Kademlia §2.2)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -116,12 +136,14 @@ class DhtNode:
     # -- RPC wrappers --------------------------------------------------------------------
     async def _call(self, peer: PeerInfo, method: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self.endpoint.request(peer, method, body, timeout=self.config.rpc_timeout)
+            answer = await self.endpoint.request(peer, method, body, timeout=self.config.rpc_timeout)
         except RemoteError:
             raise
         except PeerError:
             self._mark_dead(peer)
             raise
+        self._note_heard(peer.peer_id)
+        return answer
 
     async def ping(self, peer: PeerInfo) -> PeerLoad | None:
         """PING ``peer``; its advertised load, or None when it did not answer."""
