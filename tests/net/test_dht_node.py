@@ -252,3 +252,13 @@ async def _same_bucket_pair(me: DhtNode) -> tuple[DhtNode, DhtNode]:
         if index in by_bucket:
             return by_bucket.pop(index), node
         by_bucket[index] = node
+
+
+def test_identical_wire_records_are_parsed_once_and_forged_copies_are_not_merged() -> None:
+    from sedma.net.dht.node import _distinct
+
+    genuine = [b"k" * 32, b"p" * 32, "127.0.0.1", 4000, 1e9, b"s" * 64]
+    forged = [*genuine[:3], 4001, *genuine[4:]]  # same signature, another port
+    relayed = [*genuine, [b"r" * 34, "10.0.0.1", 5000]]
+    raws = [genuine, list(genuine), forged, relayed, list(relayed), 7, genuine]
+    assert _distinct(raws) == [genuine, forged, relayed, relayed, 7]

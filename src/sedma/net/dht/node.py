@@ -260,7 +260,7 @@ class DhtNode:
         """Every live provider of ``key`` known to any of its k closest peers."""
         result = await self._lookup(proto.GET_PROVIDERS, key, "providers")
         found = {p.public: p for p in self.storage.get_providers(key, self.clock())}
-        for raw in result.values:
+        for raw in _distinct(result.values):
             with contextlib.suppress(IntegrityError):
                 rec = ProviderRecord.from_wire(raw)
                 if rec.key == key and rec.expires > self.clock():
@@ -285,7 +285,7 @@ class DhtNode:
         """The newest valid record under ``key`` (FIND_VALUE, aggregated over the k closest)."""
         best = self.storage.get_record(key, self.clock())
         result = await self._lookup(proto.FIND_VALUE, key, "record")
-        for raw in result.values:
+        for raw in _distinct(result.values):
             with contextlib.suppress(IntegrityError):
                 rec = SignedRecord.from_wire(raw)
                 if rec.key == key and rec.expires > self.clock() and (best is None or rec.seq > best.seq):
@@ -345,3 +345,22 @@ class DhtNode:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._maintenance = None
+
+
+def _distinct(raws: list[Any]) -> list[Any]:
+    """Each wire record once (the k closest mostly return the same ones): parsed and checked once.
+
+    Only byte-identical records are merged, so a forged copy cannot hide the genuine one.
+    """
+    seen: set[tuple[Any, ...]] = set()
+    out: list[Any] = []
+    for raw in raws:
+        try:
+            flat = tuple(raw)
+            if flat in seen:
+                continue
+            seen.add(flat)
+        except TypeError:  # not a list, or one holding a list (a relay): kept, parsed as is
+            pass
+        out.append(raw)
+    return out
