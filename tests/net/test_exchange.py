@@ -113,6 +113,24 @@ def test_lying_peer_is_detected_penalised_and_its_bytes_discarded(tmp_path: Path
     assert all(reader.store.get(c) == d for c, d in tb.blocks.items())
 
 
+def test_blocks_reach_the_sink_only_after_verification_local_ones_too(tmp_path: Path) -> None:
+    _net, (reader, liar, honest) = _swarm(tmp_path, 3)
+    tb = _tensor(7)
+    liar.store.put_many(tb.blocks)
+    honest.store.put_many(tb.blocks)
+    for cid in tb.blocks:
+        liar.store._path(cid).write_bytes(b"forged")
+    local = tb.manifest.blocks[0]
+    reader.store.put(local, tb.blocks[local])
+    seen: list[tuple[str, bytes]] = []
+    got = asyncio.run(
+        reader.ex.fetch(tb.blocks, [liar.info, honest.info], on_block=lambda c, d: seen.append((c, bytes(d))))
+    )
+    assert got == tb.blocks and seen[0] == (local, tb.blocks[local])  # the local block first
+    assert {c for c, _ in seen} == set(tb.blocks)  # every block, forged bytes never
+    assert all(data == tb.blocks[cid] for cid, data in seen)
+
+
 def test_block_nobody_has_raises_peer_error(tmp_path: Path) -> None:
     _net, (reader, provider) = _swarm(tmp_path, 2)
     tb = _tensor(3)

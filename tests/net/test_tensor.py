@@ -9,7 +9,7 @@ import pytest
 
 from sedma.errors import InputError
 from sedma.net.cid import CID, DAG_JSON, compute_cid
-from sedma.net.tensor import Manifest, assemble_tensor, chunk_tensor
+from sedma.net.tensor import Manifest, TensorAssembly, assemble_tensor, chunk_tensor
 from sedma.net.types import IntegrityError
 
 
@@ -94,3 +94,25 @@ def test_bad_manifest_fields_are_named(field: str, value: object, message: str) 
 def test_manifest_that_is_not_json_is_rejected() -> None:
     with pytest.raises(InputError, match="not JSON"):
         Manifest.from_block(b"\xff\x00garbage")
+
+
+def test_assembly_fills_repeated_blocks_in_any_order_and_rejects_misfits() -> None:
+    array = np.concatenate(
+        [np.zeros(64, np.float32), np.arange(40, dtype=np.float32), np.zeros(32, np.float32)]
+    )
+    tb = chunk_tensor(array, chunk_size=128)  # blocks: zeros, ramp, zeros+ramp tail, ... (repeats)
+    assert len(set(tb.manifest.blocks)) < len(tb.manifest.blocks)
+    assembly = TensorAssembly(tb.manifest)
+    for cid in reversed(dict.fromkeys(tb.manifest.blocks)):  # each distinct block once, any order
+        assembly.place(cid, bytearray(tb.blocks[cid]))
+    np.testing.assert_array_equal(assembly.result(), array)
+
+    partial = TensorAssembly(tb.manifest)
+    partial.place(tb.manifest.blocks[0], tb.blocks[tb.manifest.blocks[0]])
+    with pytest.raises(InputError, match="missing"):
+        partial.result()
+    misfit = TensorAssembly(tb.manifest)
+    for cid in tb.manifest.blocks:
+        misfit.place(cid, tb.blocks[cid] + b"x")
+    with pytest.raises(IntegrityError, match="chunk layout"):
+        misfit.result()

@@ -35,6 +35,8 @@ from sedma.net.types import Blob, PeerError, PeerInfo, ProtocolError, RequestFn
 
 METHODS = ("bs.want", "bs.block", "bs.fetch")
 PenaltyFn = Callable[[PeerInfo, str], None]
+# Called with every block of a fetch once it is verified (in a worker thread for fetched ones).
+BlockSink = Callable[[str, Blob], None]
 
 
 class WantlistFull(ProtocolError):
@@ -91,6 +93,7 @@ class _Fetch:
     """
 
     pending: list[str]
+    sink: BlockSink | None = None
     results: dict[str, Blob] = field(default_factory=dict)
     inflight: dict[str, set[bytes]] = field(default_factory=dict)  # cid -> providers asked now
     lacks: dict[bytes, set[str]] = field(default_factory=dict)
@@ -179,11 +182,20 @@ class BlockExchange:
         self._background: set[asyncio.Future[None]] = set()
 
     # == client ==================================================================================
-    async def fetch(self, cids: Iterable[str], providers: Sequence[PeerInfo]) -> dict[str, Blob]:
-        """Every block of ``cids``, verified, from the store or the providers; PeerError if any is missing."""
+    async def fetch(
+        self, cids: Iterable[str], providers: Sequence[PeerInfo], *, on_block: BlockSink | None = None
+    ) -> dict[str, Blob]:
+        """Every block of ``cids``, verified, from the store or the providers; PeerError if any is missing.
+
+        ``on_block`` sees each block as soon as it is verified (and stored), so a consumer can
+        use it while the others are still on their way.
+        """
         wanted = list(dict.fromkeys(validate_cid(c) for c in cids))
         local: dict[str, Blob] = {c: d for c in wanted if (d := self.store.get(c)) is not None}
-        state = _Fetch([c for c in wanted if c not in local])
+        if on_block is not None:
+            for cid, data in local.items():
+                on_block(cid, data)
+        state = _Fetch([c for c in wanted if c not in local], sink=on_block)
         if state.pending:
             await self._run(state, list(dict.fromkeys(providers)))
         if missing := [c for c in wanted if c not in local and c not in state.results]:
@@ -249,7 +261,7 @@ class BlockExchange:
                 if not await self._wait(state, out):
                     return
                 continue
-            data = await self._get_block(cid, out)
+            data = await self._get_block(cid, out, state.sink)
             state.settle(cid, data, out.peer.peer_id, failed=out.failed is not None)
 
     @staticmethod
@@ -261,7 +273,7 @@ class BlockExchange:
         await state.wait_change(max(state.patience() or 0.0, 0.02))
         return out.failed is None
 
-    async def _get_block(self, cid: str, out: ProviderOutcome) -> Blob | None:
+    async def _get_block(self, cid: str, out: ProviderOutcome, sink: BlockSink | None) -> Blob | None:
         """One block from the provider, verified and stored; None when absent or on failure."""
         deadline = time.monotonic() + self.config.request_timeout_s
         while True:
@@ -282,7 +294,7 @@ class BlockExchange:
         # Hashing and the disk write run off the loop (hashlib drops the GIL on large buffers),
         # so other lanes keep receiving while a block is checked.
         if not isinstance(data, bytes | bytearray) or not await asyncio.to_thread(
-            self._verified_put, cid, data
+            self._verified_put, cid, data, sink
         ):
             self._penalise(out, f"sent bytes not matching {cid}")
             return None
@@ -291,11 +303,13 @@ class BlockExchange:
         out.served.add(cid)
         return data
 
-    def _verified_put(self, cid: str, data: Blob) -> bool:
-        """Store the block if it matches its CID; False (and nothing stored) otherwise."""
+    def _verified_put(self, cid: str, data: Blob, sink: BlockSink | None) -> bool:
+        """Store (and hand to ``sink``) the block if it matches its CID; False otherwise."""
         if not matches(cid, data):
             return False
         self.store.put(cid, data, verify=False)
+        if sink is not None:
+            sink(cid, data)
         return True
 
     def _penalise(self, out: ProviderOutcome, reason: str) -> None:

@@ -29,14 +29,14 @@ from sedma.net import load as peerload
 from sedma.net.cache import CacheConfig, TensorCache
 from sedma.net.dht.node import DhtConfig, DhtNode
 from sedma.net.dht.routing import distance
-from sedma.net.exchange import METHODS, BlockExchange, ExchangeConfig, ProviderOutcome
+from sedma.net.exchange import METHODS, BlockExchange, BlockSink, ExchangeConfig, ProviderOutcome
 from sedma.net.holepunch import NatTransport, attach_behind_nat, register_nat_api
 from sedma.net.identity import Identity, peer_id_text
 from sedma.net.replication import ReplicationConfig, replicate
 from sedma.net.rpc import Caller, RpcConfig, RpcEndpoint
 from sedma.net.selection import STRATEGIES, SelectionConfig, feature_matrix, scores, select
 from sedma.net.store import BlockStore, StoreConfig
-from sedma.net.tensor import Manifest, assemble_tensor, chunk_tensor
+from sedma.net.tensor import Manifest, TensorAssembly, chunk_tensor
 from sedma.net.transport import Transport
 from sedma.net.types import Blob, PeerError, PeerInfo, PeerStats
 from sedma.net.weights import WeightConfig, WeightLearner, make_decision
@@ -343,12 +343,20 @@ class Node:
         return arr
 
     async def _fetch_tensor(self, cid: str) -> np.ndarray[Any, Any]:
-        manifest, blocks = await self.fetch_blocks(cid)
-        # Every block was checked against its CID on arrival (exchange) or on put (store).
-        return assemble_tensor(manifest, blocks, verify=False)
+        manifest, providers = await self._manifest(cid)
+        # Every block was checked against its CID on arrival (exchange) or on put (store); each
+        # is copied into the output as soon as it is, while the others are still arriving.
+        assembly = TensorAssembly(manifest)
+        await self._fetch(list(manifest.blocks), providers, on_block=assembly.place)
+        return assembly.result()
 
     async def fetch_blocks(self, cid: str) -> tuple[Manifest, dict[str, Blob]]:
         """The manifest and every block of tensor ``cid``, fetched into our store if missing."""
+        manifest, providers = await self._manifest(cid)
+        return manifest, await self._fetch(list(manifest.blocks), providers)
+
+    async def _manifest(self, cid: str) -> tuple[Manifest, list[PeerInfo]]:
+        """Tensor ``cid``'s manifest, and its providers when some of its blocks are not here."""
         manifest_data: Blob | None = self.store.get(cid)
         providers: list[PeerInfo] = []
         if manifest_data is None or not all(
@@ -359,8 +367,7 @@ class Node:
                 raise PeerError(f"no provider of {cid} found in the DHT")
         if manifest_data is None:
             manifest_data = (await self._fetch([cid], providers))[cid]
-        manifest = Manifest.from_block(manifest_data)
-        return manifest, await self._fetch(list(manifest.blocks), providers)
+        return Manifest.from_block(manifest_data), providers
 
     async def find_providers(self, cid: str) -> list[PeerInfo]:
         """Every provider the DHT knows for ``cid`` (aggregated over the k closest)."""
@@ -377,10 +384,12 @@ class Node:
             return peer
         return replace(peer, host=known.host, relay=peer.relay or known.relay)
 
-    async def _fetch(self, cids: list[str], providers: list[PeerInfo]) -> dict[str, Blob]:
+    async def _fetch(
+        self, cids: list[str], providers: list[PeerInfo], *, on_block: BlockSink | None = None
+    ) -> dict[str, Blob]:
         """Blocks from the TOPK providers by the strategy, then from all if those fail."""
         if all(self.store.has(c) for c in cids):
-            return await self.exchange.fetch(cids, [])
+            return await self.exchange.fetch(cids, [], on_block=on_block)
         stats = self._candidates(providers, cids[0])
         await self._measure(stats)
         chosen = select(
@@ -390,13 +399,13 @@ class Node:
         )
         self._last_outcomes = []
         try:
-            blocks = await self.exchange.fetch(cids, [s.peer for s in chosen])
+            blocks = await self.exchange.fetch(cids, [s.peer for s in chosen], on_block=on_block)
         except PeerError:
             self._learn(chosen)
             rest = [s.peer for s in stats if s not in chosen]
             if not rest:
                 raise
-            return await self.exchange.fetch(cids, rest)
+            return await self.exchange.fetch(cids, rest, on_block=on_block)
         self._learn(chosen)
         return blocks
 

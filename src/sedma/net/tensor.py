@@ -139,6 +139,47 @@ def chunk_tensor(array: np.ndarray[Any, Any], *, chunk_size: int = CHUNK_SIZE) -
     return TensorBlocks(mcid, manifest, blocks)
 
 
+class TensorAssembly:
+    """A tensor's output array, filled block by block as verified blocks arrive.
+
+    ``place`` copies a block into every position the manifest lists it at (a block may repeat)
+    and may run in worker threads (numpy copies large slices without the GIL; positions of
+    different blocks never overlap), so no final concatenation is needed.
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.out = np.empty(manifest.nbytes, dtype=np.uint8)
+        self._at: dict[str, list[int]] = {}
+        for index, cid in enumerate(manifest.blocks):
+            self._at.setdefault(cid, []).append(index)
+        self._filled = np.zeros(len(manifest.blocks), dtype=bool)
+        self.misfits: list[str] = []
+
+    def place(self, cid: str, data: bytes | bytearray) -> None:
+        """Copy a (verified) block to its positions; a block of the wrong size is noted, not placed."""
+        chunk, total = self.manifest.chunk_size, self.manifest.nbytes
+        view = np.frombuffer(data, dtype=np.uint8)
+        for index in self._at.get(cid, ()):
+            start = index * chunk
+            end = min(start + chunk, total)
+            if len(data) != end - start:
+                self.misfits.append(cid)
+                return
+            self.out[start:end] = view
+            self._filled[index] = True
+
+    def result(self) -> np.ndarray[Any, Any]:
+        """The assembled tensor; :class:`IntegrityError` if a block misfit or never came."""
+        if self.misfits:
+            cid = self.misfits[0]
+            raise IntegrityError(f"block {cid} does not fit the manifest's chunk layout")
+        if not self._filled.all():
+            missing = self.manifest.blocks[int(np.argmin(self._filled))]
+            raise InputError(f"block {missing} of the tensor is missing")
+        return self.out.view(np.dtype(self.manifest.dtype)).reshape(self.manifest.shape)
+
+
 def assemble_tensor(
     manifest: Manifest, blocks: Mapping[str, bytes | bytearray], *, verify: bool = True
 ) -> np.ndarray[Any, Any]:
