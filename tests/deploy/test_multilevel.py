@@ -58,3 +58,44 @@ def test_node_groups_are_the_generator_zones_and_group_problem_prices_them() -> 
     # cross-zone traffic, and inside a zone it is at most the dearest intra-zone link.
     slack = 0.5 * (pb.traffic * same[p][:, p]).sum() * pb.netcost[same].max()
     assert comm_total(gp, zone) == pytest.approx(comm_total(pb, p), abs=slack + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_node_groups_are_the_connected_components_of_cheap_links(seed: int) -> None:
+    from sedma.deploy.multilevel import GROUP_RATIO, node_groups
+
+    rng = np.random.default_rng(seed)
+    pb = random_problem(4, int(rng.integers(2, 30)), seed=seed)
+    m = pb.m
+    cheap = np.triu(rng.random((m, m)) < 0.08, 1)
+    netcost = np.where(cheap | cheap.T, 0.5 * GROUP_RATIO, 1.0)
+    np.fill_diagonal(netcost, 0.0)
+    groups = node_groups(type(pb)(**{**pb.__dict__, "netcost": netcost}))
+    # Breadth-first search from every node: same group exactly when reachable over cheap links.
+    for a in range(m):
+        seen, todo = {a}, [a]
+        while todo:
+            k = todo.pop()
+            for j in np.flatnonzero(netcost[k] <= GROUP_RATIO):
+                if int(j) not in seen:
+                    seen.add(int(j))
+                    todo.append(int(j))
+        assert set(np.flatnonzero(groups == groups[a]).tolist()) == seen
+
+
+def test_coarsening_never_continues_from_min_clusters_or_fewer() -> None:
+    from sedma.deploy.multilevel import MIN_CLUSTERS, multilevel_start
+
+    pb = random_problem(120, 3, seed=2)  # 2 clusters per node alone would allow 6
+    sizes: list[int] = []  # problem sizes as solved: coarsest first, then each finer level
+
+    def solve(problem, starts, seconds):  # type: ignore[no-untyped-def]
+        sizes.append(problem.n)
+        return starts[0]
+
+    p = multilevel_start(
+        pb, rng=np.random.default_rng(0), budget=0.1, solve=solve, start=lambda q: np.zeros(q.n, np.int64)
+    )
+    assert p is not None and len(p) == pb.n and sizes[-1] == pb.n and len(sizes) > 2
+    # Every level that was coarsened further had more than MIN_CLUSTERS clusters.
+    assert all(n > MIN_CLUSTERS for n in sizes[1:])
