@@ -81,6 +81,35 @@ def test_exact_lns_move_never_worsens_and_stays_feasible() -> None:
         assert objective(pb, s.p) <= before + 1e-9
 
 
+def test_zone_lns_move_keeps_agents_in_their_zone_never_worsens_and_stays_feasible() -> None:
+    from sedma.deploy.local_search import _State, _zone_lns, _zones
+
+    rng = np.random.default_rng(5)
+    cl = random_cluster(12, seed=2)  # three zones of four nodes
+    pb = build_problem(random_workflow(40, cl, seed=2), cl)
+    zones = _zones(pb)
+    assert zones is not None and sorted(np.bincount(zones).tolist()) == [4, 4, 4]
+    start = greedy(pb)
+    assert start is not None
+    s = _State(pb, start)
+    improved = False
+    for _ in range(12):
+        before_p, before = s.p.copy(), objective(pb, s.p)
+        _zone_lns(s, rng, zones, 8, 0.5)
+        assert np.array_equal(zones[s.p], zones[before_p])  # only moves inside a zone
+        assert feasible(pb, s.p)
+        assert s.value() == pytest.approx(objective(pb, s.p))
+        assert objective(pb, s.p) <= before + 1e-9
+        improved |= objective(pb, s.p) < before - 1e-9
+    assert improved  # greedy leaves packing inside zones to improve
+
+
+def test_zones_need_several_groups_with_a_shared_node() -> None:
+    from sedma.deploy.local_search import _zones
+
+    assert _zones(random_problem(10, 4, seed=1)) is None  # every link cost differs: no groups
+
+
 def test_group_start_is_feasible_and_beats_greedy_on_zoned_cluster() -> None:
     from sedma.deploy.local_search import _group_start
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from sedma.deploy.objective import Floats, Ints, Problem, feasible, objective
 
+Bools = np.ndarray[Any, np.dtype[np.bool_]]
+
 _EPS = 1e-9
 ML_SECONDS_PER_AGENT = 0.001  # budget of one V-cycle: many short cycles beat few long ones
 ML_SHARE = 0.8  # share of the time limit spent in V-cycles before the iterated local search
-LNS_SHARE = 0.5  # share of kicks that re-place a related group exactly
+LNS_SHARE = 0.3  # share of kicks that re-place a related group exactly
+ZONE_LNS_SHARE = 0.6  # share of kicks that re-place agents of one zone exactly on its nodes
 LNS_SIZE = 12
 LNS_SECONDS = 0.05
 ML_FREE = 8  # every 8th V-cycle coarsens without keeping the best placement
@@ -162,28 +166,55 @@ def _kick(s: _State, rng: np.random.Generator, size: int) -> None:
         s.move(int(j), int(rng.integers(pb.m)))
 
 
-def _related(s: _State, rng: np.random.Generator, size: int) -> list[int]:
-    """A connected set of agents around a random seed agent (breadth-first over traffic)."""
-    seen = [int(rng.integers(s.pb.n))]
+def _related(
+    s: _State, rng: np.random.Generator, size: int, *, start: int | None = None, within: Bools | None = None
+) -> list[int]:
+    """A connected set of agents around a seed agent (breadth-first over traffic, optionally
+    only through agents marked ``within``; topped up at random from them if that runs dry)."""
+    seen = [int(rng.integers(s.pb.n)) if start is None else start]
     queue = list(seen)
     while queue and len(seen) < size:
         i = queue.pop(0)
-        for j in rng.permutation(np.flatnonzero(s.pb.traffic[i] > 0)):
+        linked = s.pb.traffic[i] > 0
+        for j in rng.permutation(np.flatnonzero(linked if within is None else linked & within)):
             if int(j) not in seen and len(seen) < size:
                 seen.append(int(j))
                 queue.append(int(j))
+    if within is not None and len(seen) < size:
+        rest = np.setdiff1d(np.flatnonzero(within), seen)
+        seen += [int(j) for j in rng.permutation(rest)[: size - len(seen)]]
     return seen
 
 
 def _exact_lns(s: _State, rng: np.random.Generator, size: int, seconds: float) -> None:
     """Large-neighbourhood move: re-place a related group exactly on the nodes it uses plus two
     others, everything else fixed (a small branch and bound on the induced sub-problem)."""
+    group = np.array(_related(s, rng, size), dtype=np.int64)
+    extra = rng.choice(s.pb.m, size=min(2, s.pb.m), replace=False)
+    _reoptimise(s, group, np.unique(np.concatenate([s.p[group], extra])), seconds)
+
+
+def _zone_lns(s: _State, rng: np.random.Generator, groups: Ints, size: int, seconds: float) -> None:
+    """Large-neighbourhood move inside one node group (zone): up to ``size`` related agents of
+    the zone re-placed exactly on its nodes — the packing and rack choices inside a zone."""
+    zone_of = groups[s.p]
+    z = int(zone_of[int(rng.integers(s.pb.n))])  # zones drawn in proportion to their agents
+    members = np.flatnonzero(zone_of == z)
+    nodes = np.flatnonzero(groups == z)
+    if len(members) < 2 or len(nodes) < 2:
+        return
+    if len(members) > size:
+        inside = np.zeros(s.pb.n, dtype=bool)
+        inside[members] = True
+        members = np.array(_related(s, rng, size, start=int(rng.choice(members)), within=inside))
+    _reoptimise(s, members, nodes, seconds)
+
+
+def _reoptimise(s: _State, group: Ints, nodes: Ints, seconds: float) -> None:
+    """Re-place ``group`` optimally on ``nodes`` (sorted) with every other agent fixed."""
     from sedma.deploy.exact import branch_and_bound
 
     pb = s.pb
-    group = np.array(_related(s, rng, size), dtype=np.int64)
-    extra = rng.choice(pb.m, size=min(2, pb.m), replace=False)
-    nodes = np.unique(np.concatenate([s.p[group], extra]))
     # Fixed agents' traffic towards the group, per candidate node, plus the memory term.
     fixed_rows = s.A[group] - pb.traffic[np.ix_(group, group)] @ pb.netcost[s.p[group], :]
     bias = (fixed_rows + s.U[group])[:, nodes]
@@ -291,11 +322,15 @@ def _iterate(
     """Iterated local search from ``cur``: kick, repair by oscillation, descend, accept if not worse."""
     best_p, best_v = cur.p.copy(), cur.value()
     size = config.kick_size or max(2, problem.n // 25)
+    zones = _zones(problem) if config.multilevel else None
     mu = _initial_penalty(problem)
     cur_v, stall = best_v, 0
     while time.perf_counter() < t_end and (config.stall_kicks is None or stall < config.stall_kicks):
         trial = cur.copy()
-        if config.multilevel and rng.random() < LNS_SHARE:
+        u = rng.random()
+        if zones is not None and u < ZONE_LNS_SHARE:
+            _zone_lns(trial, rng, zones, LNS_SIZE, LNS_SECONDS)
+        elif config.multilevel and u < ZONE_LNS_SHARE + LNS_SHARE:
             _exact_lns(trial, rng, LNS_SIZE, LNS_SECONDS)
         else:
             _kick(trial, rng, size)
@@ -331,6 +366,15 @@ def _multilevel(
 
     p = multilevel_start(problem, rng=rng, budget=budget, solve=solve, start=start, keep=keep)
     return p if p is not None and feasible(problem, p) else None
+
+
+def _zones(problem: Problem) -> Ints | None:
+    """Node groups (zones) when there are several and one has more than one node, else None."""
+    from sedma.deploy.multilevel import node_groups
+
+    groups = node_groups(problem)
+    sizes = np.bincount(groups)
+    return groups if len(sizes) > 1 and sizes.max() > 1 else None
 
 
 def _initial_penalty(problem: Problem) -> float:
