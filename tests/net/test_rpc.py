@@ -53,6 +53,31 @@ def test_request_response_proves_both_identities_and_reuses_the_connection() -> 
     run(main())
 
 
+def test_request_soon_answers_errors_and_times_out_like_request() -> None:
+    async def main() -> None:
+        server, client, peer = await _pair()
+        first = client.request_soon(peer, "echo", {"i": 0})  # no connection yet: dials first
+        assert (await first)["i"] == 0
+        rpc = await client.connection(peer)
+        answers = [client.request_soon(peer, "echo", {"i": i}) for i in range(20)]
+        assert [a["i"] for a in await asyncio.gather(*answers)] == list(range(20))
+        with pytest.raises(RemoteError, match="unknown method"):
+            await client.request_soon(peer, "nope", {})
+        started = time.perf_counter()
+        with pytest.raises(PeerError, match="timed out"):
+            await client.request_soon(peer, "slow", {"s": 5}, timeout=0.2)
+        assert time.perf_counter() - started < 1.0
+        await asyncio.sleep(0)
+        assert rpc._pending == {}  # answered, failed and expired requests leave nothing behind
+        await server.close()
+        await asyncio.sleep(0.05)
+        with pytest.raises(PeerError):
+            await client.request_soon(peer, "echo", {})  # closed: fails, never hangs
+        await client.close()
+
+    run(main())
+
+
 def test_dialling_an_address_with_the_wrong_peer_id_fails() -> None:
     async def main() -> None:
         server, client, peer = await _pair()

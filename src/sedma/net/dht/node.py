@@ -21,7 +21,7 @@ from sedma.net.dht import protocol as proto
 from sedma.net.dht.protocol import DhtHandlers, peer_from_wire
 from sedma.net.dht.routing import K, RoutingTable, random_key_in_bucket
 from sedma.net.dht.storage import DhtStorage, ProviderRecord, SignedRecord, record_key
-from sedma.net.dht.traverse import ALPHA, Answer, LookupResult, iterative_lookup
+from sedma.net.dht.traverse import ALPHA, Answer, LookupResult, Query, iterative_lookup
 from sedma.net.rpc import Caller, RemoteError, RpcConnection, RpcEndpoint, load_from_wire
 from sedma.net.types import IntegrityError, PeerError, PeerInfo, PeerLoad
 
@@ -156,17 +156,41 @@ class DhtNode:
             self.loads[peer.peer_id] = load
         return load
 
-    def _query(self, method: str, key: bytes, field: str | None) -> Any:
-        async def ask(peer: PeerInfo) -> Answer:
-            body = await self._call(peer, method, {"key": key})
-            peers = self._peers_from_wire(body.get("peers"))
-            found = body.get(field) if field else None
-            values = found if isinstance(found, list) and field == "providers" else []
-            if field == "record" and found is not None:
-                values = [found]
-            return Answer(peers, values)
+    def _query(self, method: str, key: bytes, field: str | None) -> Query:
+        """The look-up's RPC: a future per peer, settled by a callback (no task per request)."""
+        body = {"key": key}
+
+        def ask(peer: PeerInfo) -> asyncio.Future[Answer]:
+            answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+            reply = self.endpoint.request_soon(peer, method, body, timeout=self.config.rpc_timeout)
+            reply.add_done_callback(lambda done: self._answered(peer, field, done, answer))
+            return answer
 
         return ask
+
+    def _answered(
+        self,
+        peer: PeerInfo,
+        field: str | None,
+        reply: asyncio.Future[dict[str, Any]],
+        answer: asyncio.Future[Answer],
+    ) -> None:
+        exc = asyncio.CancelledError() if reply.cancelled() else reply.exception()  # always retrieved
+        if isinstance(exc, PeerError) and not isinstance(exc, RemoteError):
+            self._mark_dead(peer)  # as _call does: a dead peer costs one timeout at most
+        if answer.done():  # a straggler the look-up no longer waits for
+            return
+        if exc is not None:
+            answer.set_exception(exc)
+            return
+        self._note_heard(peer.peer_id)
+        found = reply.result()
+        values = found.get(field) if field else None
+        if field == "providers":
+            values = values if isinstance(values, list) else []
+        else:
+            values = [values] if field == "record" and values is not None else []
+        answer.set_result(Answer(self._peers_from_wire(found.get("peers")), values))
 
     def _peers_from_wire(self, raw: Any) -> list[PeerInfo]:
         """Peers named in an answer; each distinct entry parsed once (answers repeat a lot)."""
