@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -215,12 +216,27 @@ def test_node_start_serves_metrics_and_shuts_down_cleanly_on_sigterm(tmp_path: P
         proc.wait()
 
 
+def _free_run(n: int) -> int:
+    """A base port with n free ports after it, below Linux's ephemeral range (32768+) so that no
+    outgoing connection elsewhere in the run can take one between this check and the bind."""
+    rng = random.Random()
+    for _ in range(50):
+        base = rng.randrange(20000, 32000 - n)
+        socks = [socket.socket() for _ in range(n)]
+        try:
+            for i, s in enumerate(socks):
+                s.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError(f"no run of {n} free ports in 20000..32000")
+
+
 def test_swarm_port_base_puts_peers_on_consecutive_ports(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        base = s.getsockname()[1]
-    if base > 65000:
-        base -= 1000
+    base = _free_run(2)
     proc = _spawn(["swarm", "--nodes", "2", "--port-base", str(base)], tmp_path)
     try:
         assert _read_lines(proc, 2, 30) == [f"127.0.0.1:{base}", f"127.0.0.1:{base + 1}"]
