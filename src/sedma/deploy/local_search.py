@@ -19,7 +19,7 @@ Bools = np.ndarray[Any, np.dtype[np.bool_]]
 
 _EPS = 1e-9
 ML_SECONDS_PER_AGENT = 0.001  # budget of one V-cycle: many short cycles beat few long ones
-ML_SHARE = 0.8  # share of the time limit spent in V-cycles before the iterated local search
+ML_SHARE = 0.95  # share of the time limit spent in V-cycles before the iterated local search
 LNS_SHARE = 0.3  # share of kicks that re-place a related group exactly
 ZONE_LNS_SHARE = 0.6  # share of kicks that re-place agents of one zone exactly on its nodes
 LNS_SIZE = 12
@@ -259,7 +259,10 @@ def local_search(problem: Problem, starts: list[Ints], config: LocalSearchConfig
         t0 = time.perf_counter()
         grouped = _group_start(problem, config, GROUP_SHARE * config.time_limit)
         ml = _v_cycles(problem, rng, config, grouped, t0 + ML_SHARE * config.time_limit)
-        starts = [*starts, ml] if ml is not None else starts
+        if ml is not None:
+            # V-cycles end in a local optimum far below the baselines: descending those as
+            # well cost ~1.8 s of a 9 s 500x50 run; the best by objective keeps the guarantee.
+            starts = [min([*starts, ml], key=lambda p: objective(problem, p))]
     descended = [_State(problem, start) for start in starts]
     for s in descended:
         _descend(s, None, swaps=True, deadline=t_end)
