@@ -558,6 +558,7 @@ def plot(r: dict[str, Any], path: Path) -> Path:
         [r["floor_mb_s"], r["floor_buffered_mb_s"], r["floor_asyncio_mb_s"], r["transfer_mb_s"]],
         color=["grey", "silver", "gainsboro", "C0"],
     )
+    ax1.tick_params(axis="x", labelsize=8)  # four two-line labels
     ax1.axhline(GOAL_TRANSFER_MB_S, color="red", ls="--", lw=1, label="goal 150 MB/s")
     ax1.set_ylabel("MB/s")
     ax1.set_title(f"{r['config']['transfer_mib']} MiB between processes")
