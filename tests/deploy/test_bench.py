@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from rich.progress import Progress
 
 from sedma.bench.deploy import BenchConfig, goals, plot, run_case
+from sedma.deploy.local_search import LocalSearchConfig, local_search
 
 
 def test_bench_case_runs_every_solver_and_judges_goals(tmp_path: Path) -> None:
@@ -22,3 +25,26 @@ def test_bench_case_runs_every_solver_and_judges_goals(tmp_path: Path) -> None:
     verdict = goals([case])
     assert verdict == {"12x4 proven optimal <= 1 s": by["exact"]["seconds"] <= 1.0}
     assert plot([case], tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_reference_is_the_classic_search_and_ours_runs_beside_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sedma.bench.deploy as bench
+
+    seen: list[bool] = []
+
+    def recording(pb: Any, starts: Any, config: LocalSearchConfig) -> Any:
+        seen.append(config.multilevel)
+        return local_search(pb, starts, config)
+
+    monkeypatch.setattr(bench, "local_search", recording)
+    with Progress(disable=True) as progress:
+        task = progress.add_task("t", total=1)
+        case = run_case(30, 6, BenchConfig(seed=2, reference=0.3), progress, task)
+    # REFERENCES.md's solver class (no zone start, V-cycles or exact moves), then ours in full.
+    assert seen == [False, True]
+    names = [r["solver"] for r in case["runs"]]
+    assert names[-2].startswith("reference") and names[-1].startswith("self-reference")
+    assert case["reference"] == case["runs"][-2]["objective"]
+    assert case["self_reference"] == case["runs"][-1]["objective"]
+    assert all(r["feasible"] for r in case["runs"])
+    assert "30x6 <= 1 s at or below reference" in goals([case])
