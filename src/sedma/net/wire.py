@@ -19,7 +19,7 @@ import msgpack
 from sedma.net.types import ProtocolError
 
 MAGIC = b"SD"
-VERSION = 1
+VERSION = 2  # 2: DHT answers name peers as compact entries (dht/protocol.py)
 HEADER = struct.Struct(">2sBBIII")
 HEADER_SIZE = HEADER.size
 MAX_FRAME = 8 * 1024 * 1024  # a 1 MiB block plus headroom; anything larger is refused

@@ -18,7 +18,7 @@ from typing import Any
 
 from sedma.errors import ConfigError, require_positive
 from sedma.net.dht import protocol as proto
-from sedma.net.dht.protocol import DhtHandlers, peer_from_wire
+from sedma.net.dht.protocol import DhtHandlers, PeerCodec
 from sedma.net.dht.routing import K, RoutingTable, random_key_in_bucket
 from sedma.net.dht.storage import DhtStorage, ProviderRecord, SignedRecord, record_key
 from sedma.net.dht.traverse import ALPHA, Answer, LookupResult, Query, iterative_lookup
@@ -75,7 +75,7 @@ class DhtNode:
         self._heard: dict[bytes, float] = {}  # peer id -> when it last answered us (clock)
         self._provided: set[bytes] = set()
         self._published: dict[bytes, SignedRecord] = {}
-        self._wire_peers: dict[tuple[Any, ...], PeerInfo] = {}
+        self._codec = PeerCodec()  # answers name the same peers again and again: entries memoised
         self._tasks: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         DhtHandlers(self.routing, self.storage, load_fn=load_fn, clock=clock).register(endpoint)
@@ -190,31 +190,7 @@ class DhtNode:
             values = values if isinstance(values, list) else []
         else:
             values = [values] if field == "record" and values is not None else []
-        answer.set_result(Answer(self._peers_from_wire(found.get("peers")), values))
-
-    def _peers_from_wire(self, raw: Any) -> list[PeerInfo]:
-        """Peers named in an answer; each distinct entry parsed once (answers repeat a lot)."""
-        out: list[PeerInfo] = []
-        cache = self._wire_peers
-        for item in raw if isinstance(raw, list) else []:
-            try:
-                key = tuple(item)
-                peer = cache[key]
-            except TypeError:
-                # Not a sequence (malformed), or a relayed peer: its relay entry is a list.
-                relayed = peer_from_wire(item) if isinstance(item, list) and len(item) == 4 else None
-                if relayed is not None:
-                    out.append(relayed)
-                continue
-            except KeyError:
-                parsed = peer_from_wire(item)
-                if parsed is None:
-                    continue
-                if len(cache) > 65536:
-                    cache.clear()
-                peer = cache[key] = parsed
-            out.append(peer)
-        return out
+        answer.set_result(Answer(self._codec.decode(found), values))
 
     async def _lookup(self, method: str, key: bytes, field: str | None) -> LookupResult:
         exclude = self._excluded()
