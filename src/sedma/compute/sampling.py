@@ -10,6 +10,8 @@ float32 ones (k·2⁻²⁴), so u₁ = 1 − u ∈ (0, 1] and |z| ≤ sqrt(−2 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -33,7 +35,7 @@ class NormalSource:
 
     def normal(self, shape: tuple[int, ...]) -> F32:
         """An array of ``shape`` standard normals; a view into scratch valid until the next call."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         half = (size + 1) // 2
         u, z = self._space(half)
         self.rng.random(dtype=np.float32, out=u)
