@@ -63,12 +63,41 @@ def test_closest_stays_exact_when_peers_share_their_top_64_key_bits() -> None:
     for peer, key in zip(tied, (far, near), strict=True):
         types._POSITIONS[peer.peer_id] = (key, int.from_bytes(key, "big"))
     table = RoutingTable(bytes(a ^ 0xFF for a in top) + os.urandom(24), k=20)
+    # The tied pair first: their bucket (255) may fill up with the 30 random peers after them.
+    for peer in tied:
+        assert table.add(peer) == (True, None)
     for i in range(30):
         table.add(_peer(i))
-    for peer in tied:
-        table.add(peer)
     target = top + b"\x00" * 23 + b"\x01"
     expected = sorted(table.peers(), key=lambda p: distance(p.dht_key, target))
     assert expected[:2] == [tied[1], tied[0]]
     assert table.closest(target, 20) == expected[:20]
     assert table.closest(target, 3, exclude=[tied[1].peer_id]) == [tied[0], *expected[2:4]]
+
+
+def test_closest_skips_excluded_peers_known_or_not_and_returns_at_most_the_rest() -> None:
+    table = RoutingTable(os.urandom(32), k=20)
+    for i in range(40):
+        table.add(_peer(i))
+    target = os.urandom(32)
+    ranked = sorted(table.peers(), key=lambda p: distance(p.dht_key, target))
+    skip = [ranked[0].peer_id, ranked[3].peer_id, ranked[-1].peer_id, b"unknown id"]
+    expected = [p for p in ranked if p.peer_id not in skip]
+    assert table.closest(target, 20, exclude=skip) == expected[:20]
+    assert table.closest(target, 100, exclude=skip) == expected  # all the others
+    assert table.closest(target, 1, exclude=skip) == expected[:1]
+    everyone = [p.peer_id for p in ranked]
+    assert table.closest(target, 20, exclude=everyone) == []
+
+
+def test_closest_names_a_peer_by_its_latest_address() -> None:
+    table = RoutingTable(os.urandom(32), k=20)
+    peers = [_peer(i) for i in range(10)]
+    for p in peers:
+        table.add(p)
+    target = peers[4].dht_key
+    assert table.closest(target, 1) == [peers[4]]  # ranked once here
+    moved = PeerInfo(peers[4].peer_id, "127.0.0.9", 9999)
+    table.add(moved)
+    assert table.closest(target, 1) == [moved]
+    assert table.get(moved.peer_id) == moved
