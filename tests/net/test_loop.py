@@ -62,29 +62,3 @@ def test_a_node_process_serves_on_the_chosen_loop() -> None:
             proc.kill()
             _, logs = proc.communicate()
         assert f"event loop: {'uvloop' if value == '1' else 'asyncio'}" in logs
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux-only")
-def test_swarm_processes_run_batch_scheduled_unless_switched_off() -> None:
-    # A serving process must not preempt the asker in the middle of its burst of requests.
-    for value, policy in (("1", os.SCHED_BATCH), ("0", os.SCHED_OTHER)):
-        cmd = [sys.executable, "-m", "sedma.cli", "swarm", "--nodes", "1"]
-        env = {**os.environ, loop.BATCH_ENV: value}
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-        try:
-            assert proc.stdout is not None and proc.stdout.readline().strip()
-            assert os.sched_getscheduler(proc.pid) == policy
-        finally:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux-only")
-def test_batch_scheduling_leaves_a_chosen_idle_policy_alone() -> None:
-    code = (
-        "import os; from sedma.net import loop; "
-        "os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)); "
-        "print(loop.batch_scheduling(), os.sched_getscheduler(0) == os.SCHED_IDLE)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.stdout.split() == ["False", "True"]

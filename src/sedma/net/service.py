@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TextIO
 
-from sedma.net.loop import batch_scheduling, loop_name
+from sedma.net.loop import loop_name
 from sedma.net.node import Node, NodeConfig
 
 log = logging.getLogger("sedma.net.service")
@@ -133,7 +133,7 @@ async def run_swarm(
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     _raise_fd_limit()
     stop = _stop_event()
-    log.info("event loop: %s, batch scheduling: %s", loop_name(), batch_scheduling())
+    log.info("event loop: %s", loop_name())
     nodes: list[Node] = []
     metrics: asyncio.Server | None = None
     memory = _open_memory(configs[0])
