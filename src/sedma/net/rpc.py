@@ -322,14 +322,20 @@ class RpcConnection:
         busy = self._pending or self._tasks or self._streams or self._backlog
         return 0.0 if busy else now - self.last_used
 
-    async def call(self, method: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """One request, one answer, or :class:`PeerError` after ``timeout`` seconds."""
+    def _register(
+        self, method: str, timeout: float
+    ) -> tuple[int, asyncio.Future[dict[str, Any]], asyncio.TimerHandle]:
+        """A fresh request id, the future its answer settles, and the timer that expires it."""
         loop = asyncio.get_running_loop()
         self.last_used = loop.time()
         req_id = next(self._ids) & 0xFFFFFFFF
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._pending[req_id] = fut
-        timer = loop.call_later(timeout, self._expire, req_id, method, timeout)
+        return req_id, fut, loop.call_later(timeout, self._expire, req_id, method, timeout)
+
+    async def call(self, method: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """One request, one answer, or :class:`PeerError` after ``timeout`` seconds."""
+        req_id, fut, timer = self._register(method, timeout)
         try:
             await self.conn.send(Kind.REQUEST, req_id, {**body, METHOD_KEY: method})
             return await fut
@@ -343,12 +349,7 @@ class RpcConnection:
         No task and no coroutine chain per request (a look-up sends 20 at once). The frame is
         queued without waiting for the peer to drain, which suits small requests only.
         """
-        loop = asyncio.get_running_loop()
-        self.last_used = loop.time()
-        req_id = next(self._ids) & 0xFFFFFFFF
-        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._pending[req_id] = fut
-        timer = loop.call_later(timeout, self._expire, req_id, method, timeout)
+        req_id, fut, timer = self._register(method, timeout)
         fut.add_done_callback(lambda _: self._settled(req_id, timer))
         try:
             self.conn.write(Kind.REQUEST, req_id, {**body, METHOD_KEY: method})
