@@ -1,4 +1,5 @@
-"""Start ``nat_peer.py`` roles as real processes, on loopback or inside a namespace lab."""
+"""NAT test helpers: ``nat_peer.py`` roles as real processes (on loopback or inside a namespace
+lab), and an in-process endpoint reachable only through a relay."""
 
 from __future__ import annotations
 
@@ -11,8 +12,23 @@ from typing import Any
 
 from netns_harness import LineWatcher, NetnsLab
 
+from sedma.net.holepunch import NatTransport, PunchConfig
+from sedma.net.identity import Identity
+from sedma.net.rpc import RpcEndpoint
+
 PEER = str(Path(__file__).with_name("nat_peer.py"))
 SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+async def relayed_endpoint(
+    identity: Identity, relay: tuple[bytes, str, int]
+) -> tuple[NatTransport, RpcEndpoint]:
+    """An endpoint listening on loopback with a slot reserved on ``relay`` (hole punching off)."""
+    transport = NatTransport(identity, punch=PunchConfig(enabled=False))
+    server = RpcEndpoint(identity, transport)
+    await server.listen()
+    await transport.reserve(relay)
+    return transport, server
 
 
 def addr_arg(doc: dict[str, Any], host: str | None = None) -> str:

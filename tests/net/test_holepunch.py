@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nat_procs import addr_arg, dial_local, start_local
+from nat_procs import addr_arg, dial_local, relayed_endpoint, start_local
 
 from sedma.errors import ConfigError
 from sedma.net.holepunch import (
@@ -214,10 +214,7 @@ def test_after_a_failed_direct_dial_the_relay_is_used_straight_away_until_retry_
         host, port = await relay.start("127.0.0.1")
         via = (relay.identity.peer_id, host, port)
         target = Identity.generate()
-        t_transport = NatTransport(target, punch=PunchConfig(enabled=False))
-        server = RpcEndpoint(target, t_transport)
-        await server.listen()
-        await t_transport.reserve(via)
+        t_transport, server = await relayed_endpoint(target, via)
         inner = _CountingTcp()
         dialer = NatTransport(Identity.generate(), inner=inner, punch=PunchConfig(enabled=False))
         peer = PeerInfo(target.peer_id, "127.0.0.1", 1, relay=via)  # port 1: refused

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nat_procs import addr_arg, dial_local, start_local
+from nat_procs import addr_arg, dial_local, relayed_endpoint, start_local
 
 from sedma.errors import ConfigError
 from sedma.net.holepunch import NatTransport, PunchConfig
@@ -227,10 +227,7 @@ def test_end_to_end_handshake_exposes_a_relay_that_swaps_peers() -> None:
         host, port = await relay.start()
         addr = (relay.identity.peer_id, host, port)
         impostor = Identity.generate()
-        transport = NatTransport(impostor, punch=PunchConfig(enabled=False))
-        server = RpcEndpoint(impostor, transport)
-        await server.listen()
-        await transport.reserve(addr)
+        transport, server = await relayed_endpoint(impostor, addr)
         relay.swap_to = impostor.peer_id
         honest = Identity.generate()  # the peer the dialer wants; it never reserved anything
         client_transport = NatTransport(punch=PunchConfig(enabled=False))
@@ -253,15 +250,12 @@ def test_adopted_circuit_carries_rpc_with_a_proven_peer_id() -> None:
         host, port = await relay.start()
         addr = (relay.identity.peer_id, host, port)
         target = Identity.generate()
-        transport = NatTransport(target, punch=PunchConfig(enabled=False))
-        server = RpcEndpoint(target, transport)
 
         async def echo(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
             return {"x": body["x"], "you": caller.peer_id}
 
+        transport, server = await relayed_endpoint(target, addr)
         server.register("echo", echo)
-        await server.listen()
-        await transport.reserve(addr)
         me = Identity.generate()
         ch, _ = await dial_relay(addr, target.peer_id)
         outcome_sock = ch.sock
