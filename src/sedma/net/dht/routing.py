@@ -68,8 +68,8 @@ class RoutingTable:
     def remove(self, peer: PeerInfo) -> bool:
         """Drop ``peer`` (it failed to answer)."""
         index = (self._self_int ^ peer.dht_int).bit_length() - 1
-        self._ranked = None
-        self._ints.pop(peer.peer_id, None)
+        if self._ints.pop(peer.peer_id, None) is not None:
+            self._ranked = None  # only a real change of membership re-ranks (dead peers repeat)
         self._all.pop(peer.peer_id, None)
         return index >= 0 and self.buckets[index].pop(peer.peer_id, None) is not None
 
