@@ -340,8 +340,7 @@ class RpcConnection:
             await self.conn.send(Kind.REQUEST, req_id, {**body, METHOD_KEY: method})
             return await fut
         finally:
-            timer.cancel()
-            self._pending.pop(req_id, None)
+            self._settled(req_id, timer)
 
     def start_call(self, method: str, body: dict[str, Any], timeout: float) -> asyncio.Future[dict[str, Any]]:
         """Write one small request now; its answer (or :class:`PeerError`) comes on the future.
