@@ -184,19 +184,12 @@ def assemble_tensor(
     manifest: Manifest, blocks: Mapping[str, bytes | bytearray], *, verify: bool = True
 ) -> np.ndarray[Any, Any]:
     """Rebuild a tensor from its blocks, checking each against its CID when ``verify``."""
-    out = np.empty(manifest.nbytes, dtype=np.uint8)
-    pos = 0
-    for cid in manifest.blocks:
+    assembly = TensorAssembly(manifest)
+    for cid in dict.fromkeys(manifest.blocks):
         data = blocks.get(cid)
         if data is None:
             raise InputError(f"block {cid} of the tensor is missing")
         if verify:
             verify_block(cid, data)
-        end = pos + len(data)
-        if end > manifest.nbytes or (len(data) != manifest.chunk_size and end != manifest.nbytes):
-            raise IntegrityError(f"block {cid} has {len(data)} bytes, not the manifest's chunk layout")
-        out[pos:end] = np.frombuffer(data, dtype=np.uint8)
-        pos = end
-    if pos != manifest.nbytes:
-        raise IntegrityError(f"blocks hold {pos} bytes, manifest says {manifest.nbytes}")
-    return out.view(np.dtype(manifest.dtype)).reshape(manifest.shape)
+        assembly.place(cid, data)
+    return assembly.result()
