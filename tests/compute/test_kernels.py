@@ -13,6 +13,7 @@ from sedma.compute import kernels
 from sedma.compute.crossbar import CrossbarConfig, program
 from sedma.compute.devices import Device, get_device, with_overrides
 from sedma.compute.executor import LocalExecutor
+from sedma.compute.plan import Block, PartitionPlan
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed: reads use BLAS only")
 
@@ -58,6 +59,33 @@ def test_one_vector_kernel_agrees_with_the_blas_read(monkeypatch: pytest.MonkeyP
     moved = ~np.isclose(fast, blas, rtol=2e-5, atol=1e-3)
     assert moved.mean() < 0.01
     assert np.abs(fast - blas).max() < 0.01 * np.abs(blas).max()
+
+
+@pytest.mark.parametrize("plan", ["static", "column-major"])
+def test_batched_compiled_passes_give_the_numpy_path_numbers(
+    plan: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(4)
+    a = rng.random((300, 500))  # padded tiles on the static grid
+    xs = [rng.random((500, 6)), rng.random((500, 3)).astype(np.float32)]
+    kw: dict[str, object] = {}
+    if plan == "column-major":  # blocks off the row-major grid: the row map comes from the scatter matrix
+        blocks = [
+            Block(r, c, min(128, 300 - r), min(128, 500 - c), 128, "TaOx-HfOy")
+            for c in range(0, 500, 128)
+            for r in range(0, 300, 128)
+        ]
+        kw["plan"] = PartitionPlan((300, 500), tuple(blocks), "static")
+    out = {}
+    for kernel in (True, False):
+        monkeypatch.setattr(kernels, "AVAILABLE", kernel)
+        pm = program(a, device="TaOx-HfOy", tile=128, seed=3, config=CrossbarConfig(shards=2), **kw)
+        out[kernel] = [pm.read(x, correction="first-order") for x in xs]
+    for fast, ref in zip(out[True], out[False], strict=True):
+        assert ref.first_order is not None and fast.first_order is not None
+        # The same float32 operations in the same order, the same draws: equal to summation rounding.
+        np.testing.assert_allclose(fast.raw, ref.raw, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(fast.first_order, ref.first_order, rtol=1e-6, atol=1e-6)
 
 
 def test_kernel_read_noise_has_the_per_cell_variance(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -125,9 +125,77 @@ def _read_one(
             dx[kk, i] = ad * d_scale[kk, i]
 
 
+def _gather(xs: F32, cols: Any, levels: float, x: F32, sq: F32) -> None:  # pragma: no cover - compiled
+    """Tile inputs x (k, t, B) ← DAC(xs[cols]) (0 for the pad column n) and sq ← x∘x, one pass."""
+    k, t, nb = x.shape
+    n = xs.shape[0]
+    lv = np.float32(levels)
+    zero = np.float32(0.0)
+    for kk in range(k):
+        for i in range(t):
+            c = cols[kk, i]
+            if c >= n:
+                for b in range(nb):
+                    x[kk, i, b] = zero
+                    sq[kk, i, b] = zero
+                continue
+            for b in range(nb):
+                v = xs[c, b]
+                if levels > 0.0:  # as converters.dac: rint(x·levels)/levels
+                    v = np.float32(np.rint(v * lv)) / lv
+                x[kk, i, b] = v
+                sq[kk, i, b] = v * v
+
+
+def _finish(
+    y: F32,
+    v: F32,
+    z: F32,
+    sigma: float,
+    adc_lo: F32,
+    adc_hi: F32,
+    levels: float,
+    exact: bool,
+    row_of: Any,
+    raw: F32,
+    dx: F32,
+) -> None:  # pragma: no cover - compiled; pinned against the numpy path in tests
+    """After the GEMMs: y = Wx + σ·sqrt(v)·z, each tile's ADC, summed into matrix rows (raw, dx += D x).
+
+    Same float32 operations in the same order as ``TileGroup.read_into`` and ``adc_``; rows
+    ``row_of[kk, i] < 0`` (padding) are dropped.
+    """
+    k, t, nb = v.shape
+    sg = np.float32(sigma)
+    lv = np.float32(levels)
+    zero = np.float32(0.0)
+    for kk in range(k):
+        lo = adc_lo[kk]
+        step = (adc_hi[kk] - lo) / lv if levels > 0.0 else np.float32(1.0)
+        inv = np.float32(1.0) / step if step > zero else np.float32(1.0)
+        for i in range(t):
+            row = row_of[kk, i]
+            if row < 0:
+                continue
+            for b in range(nb):
+                val = y[kk, i, b]
+                if sigma > 0.0:
+                    val = np.sqrt(v[kk, i, b]) * z[kk, i, b] * sg + val
+                if levels > 0.0:
+                    c = np.float32(np.rint((val - lo) * inv))
+                    c = min(max(c, zero), lv)
+                    val = c * step + lo
+                raw[row, b] += val
+                if exact:
+                    dx[row, b] += y[kk, t + i, b]
+
+
 if _numba is not None:
     # reassoc lets the reductions vectorise; nsz/contract allow FMA. No finite-math assumptions.
     _flags = {"reassoc", "nsz", "contract"}
     read_one = _numba.njit(fastmath=_flags, boundscheck=False, nogil=True, cache=True)(_read_one)
+    # The batched passes keep numpy's rounding exactly (no fastmath): the same seed gives the same numbers.
+    gather = _numba.njit(boundscheck=False, nogil=True, cache=True)(_gather)
+    finish = _numba.njit(boundscheck=False, nogil=True, cache=True)(_finish)
 else:
-    read_one = _read_one
+    read_one, gather, finish = _read_one, _gather, _finish

@@ -29,8 +29,9 @@ from sedma.compute.sampling import NormalSource
 
 F32 = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.intp]
-# Reused per-read buffers of one tile group: [W; D] x (k, 2t, B), raw, D x (one vector), x∘x (k, t, B).
-Scratch = tuple[F32, F32, F32, F32]
+# Reused per-read buffers of one tile group: [W; D] x (k, 2t, B), raw, D x (one vector), x∘x and
+# the tile inputs x (k, t, B).
+Scratch = tuple[F32, F32, F32, F32, F32]
 
 
 @dataclass(slots=True)
@@ -54,6 +55,8 @@ class TileGroup:
     grid: tuple[int, int] | None = None
     # 16-bit row-scaled copies of D and S for the compiled single-vector read (made on first use).
     packed: kernels.Packed | None = None
+    # (k, t) matrix row of each tile output, −1 for padding (made on first compiled read).
+    row_map: npt.NDArray[np.int64] | None = None
 
     @property
     def blocks(self) -> int:
@@ -66,6 +69,35 @@ class TileGroup:
     @property
     def d(self) -> F32:
         return self.wa[:, self.tile :, :]
+
+    @property
+    def row_of(self) -> npt.NDArray[np.int64]:
+        """(k, t) matrix row each tile output is summed into, −1 for padded outputs."""
+        if self.row_map is None:
+            coo = self.scatter.tocoo()
+            rows = np.full(self.blocks * self.tile, -1, dtype=np.int64)
+            rows[coo.col] = coo.row
+            self.row_map = rows.reshape(self.blocks, self.tile)
+        return self.row_map
+
+    def read_fused(self, xs: F32, exact: bool, normals: NormalSource, buf: Scratch, acc: list[F32]) -> None:
+        """:meth:`read_into` and :meth:`outputs` for a batch, around the GEMMs in compiled passes.
+
+        DAC, gather and x∘x in one pass; after the GEMMs noise, ADC and the sum into matrix rows
+        in another, adding into ``acc`` (raw, and with ``exact`` D x). Same numbers as the numpy path.
+        """
+        t, (y, raw, _, sq, x) = self.tile, buf
+        bits = self.dac_bits - self.signed  # as converters.dac; 0 bits: an ideal DAC
+        kernels.gather(xs, self.cols, float((1 << bits) - 1) if self.dac_bits > 0 else 0.0, x, sq)
+        np.matmul(self.wa, x, out=y) if exact else np.matmul(self.w, x, out=y[:, :t])
+        sigma = self.device.read_noise
+        z = raw
+        if sigma > 0.0:
+            np.matmul(self.s, sq, out=raw)
+            z = normals.normal(raw.shape)
+        adc = float((1 << self.adc_bits) - 1) if self.adc_bits > 0 else 0.0
+        dx = acc[1] if exact else acc[0]
+        kernels.finish(y, raw, z, sigma, self.adc_lo, self.adc_hi, adc, exact, self.row_of, acc[0], dx)
 
     def gather(self, xs: F32) -> F32:
         """Tile inputs (k, t, B) after the DAC; padded columns read 0."""
@@ -110,7 +142,7 @@ class TileGroup:
         (exact in distribution for independent per-cell noise G(1 + σz)); with ``exact``,
         D x = (Â − W)x, the static error the correction cancels, comes from the same matmul.
         """
-        t, (y, raw, _, sq) = self.tile, buf
+        t, (y, raw, _, sq, _) = self.tile, buf
         wx = np.matmul(self.wa, x, out=y)[:, :t] if exact else np.matmul(self.w, x, out=y[:, :t])
         sigma = self.device.read_noise
         if sigma > 0.0:
@@ -131,7 +163,7 @@ class TileGroup:
         if self.packed is None:
             self.packed = kernels.pack(self.d, self.s)
         k, t, pk = self.blocks, self.tile, self.packed
-        _, raw, dx, _ = buf
+        _, raw, dx, _, _ = buf
         z = normals.normal((k, t)) if self.device.read_noise > 0.0 else raw.reshape(k, t)
         levels = float((1 << self.adc_bits) - 1) if self.adc_bits > 0 else 0.0
         kernels.read_one(
@@ -218,9 +250,9 @@ class Shard:
         if (i, b) not in self._scratch:
             k, t = g.blocks, g.tile
             f32 = np.float32
-            y, raw, sq = (np.empty((k, r * t, b), f32) for r in (2, 1, 1))
+            y, raw, sq, x = (np.empty((k, r * t, b), f32) for r in (2, 1, 1, 1))
             dx = np.empty((k, t, b if b == 1 else 0), f32)  # B > 1 reads D x straight from y
-            self._scratch[(i, b)] = (y, raw, dx, sq)
+            self._scratch[(i, b)] = (y, raw, dx, sq, x)
         return self._scratch[(i, b)]
 
     def _group_read(self, i: int, g: TileGroup, xs: F32, exact: bool, faithful: bool) -> list[F32]:
@@ -237,10 +269,20 @@ class Shard:
             parts.append(g.faithful_xtilde(x, self.rng))
         return [g.outputs(part) for part in parts]
 
+    def _fused(self, xs: F32, exact: bool) -> bool:
+        """Compiled batched passes: numba present, a batch, on the host, no per-cell x̃ draws."""
+        return kernels.AVAILABLE and xs.shape[1] > 1 and not self.backend.on_gpu
+
     def read(self, xs: F32, exact: bool, faithful: bool) -> ShardOut:
         """One read of scaled inputs (n, B): raw analog output and, for correction, (Â − W) x̂."""
         parts = (2 + faithful) if exact else 1
         total: list[F32] = []
+        if not faithful and self._fused(xs, exact):
+            total = [np.zeros((self.rows, xs.shape[1]), np.float32) for _ in range(parts)]
+            with self._lock:
+                for i, g in enumerate(self.groups):
+                    g.read_fused(xs, exact, self._normals, self._buffer(i, g, xs.shape[1]), total)
+            return ShardOut(total[0], total[1]) if exact else ShardOut(total[0])
         with self._lock:
             for i, g in enumerate(self.groups):
                 rows = self._group_read(i, g, xs, exact, faithful)
