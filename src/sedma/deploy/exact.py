@@ -212,14 +212,16 @@ class _Search:
     """Depth-first over *batches* of tree nodes: each step bounds every child of up to a chunk
     of same-depth nodes with one set of array operations, so the per-node Python cost vanishes."""
 
-    def __init__(self, problem: Problem, incumbent: Ints | None, deadline: float) -> None:
+    def __init__(
+        self, problem: Problem, incumbent: Ints | None, deadline: float, cutoff: float = np.inf
+    ) -> None:
         self.pb, self.deadline = problem, deadline
         self.order = branch_order(problem)
         cls = node_classes(problem)
         # before[j, k]: j is an earlier node of k's class (symmetry breaking on empty nodes).
         self.before = (cls[:, None] == cls[None, :]) & (np.arange(problem.m)[:, None] < np.arange(problem.m))
         self.best_p = None if incumbent is None else incumbent.copy()
-        self.best_v = np.inf if incumbent is None else objective(problem, incumbent)
+        self.best_v = min(cutoff, np.inf if incumbent is None else objective(problem, incumbent))
         self.explored = 0
         self.timed_out = False
         self.unary = problem.unary
@@ -357,3 +359,22 @@ def branch_and_bound(problem: Problem, incumbent: Ints | None, *, time_limit: fl
     if search.timed_out:
         return ExactResult(search.best_p, search.best_v, min(bound, search.best_v), False, search.explored)
     return ExactResult(search.best_p, search.best_v, search.best_v, True, search.explored)
+
+
+@dataclass(frozen=True)
+class Below:
+    """Outcome of :func:`search_below`: the optimum if it lies below the cutoff, else None."""
+
+    placement: Ints | None
+    value: float  # the optimum below the cutoff, else the cutoff
+    bound: float  # proven lower bound of the optimum (the cutoff once the search is complete)
+    complete: bool  # False: the deadline stopped the search
+    nodes_explored: int
+
+
+def search_below(problem: Problem, cutoff: float, *, deadline: float) -> Below:
+    """The optimum of Eq. 11 if it is below ``cutoff`` (None proves there is none), by the
+    branch and bound pruning against the cutoff from the start."""
+    search = _Search(problem, None, deadline, cutoff)
+    bound = search.run()
+    return Below(search.best_p, search.best_v, bound, not search.timed_out, search.explored)

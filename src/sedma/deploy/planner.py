@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from sedma.deploy import baselines
-from sedma.deploy.exact import branch_and_bound
+from sedma.deploy.exact_groups import exact_search
 from sedma.deploy.lambda_mem import adaptive_lambda, memory_pressure
 from sedma.deploy.local_search import LocalSearchConfig, local_search
 from sedma.deploy.memory_api import Memory
@@ -193,7 +193,7 @@ def _solve(
         return p, None, False, 0
     warm_limit = min(0.5, 0.2 * limit)
     p, _ = local_search(problem, starts, LocalSearchConfig(time_limit=warm_limit, seed=seed, stall_kicks=50))
-    res = branch_and_bound(problem, p, time_limit=max(limit - warm_limit, 1e-3))
+    res = exact_search(problem, p, time_limit=max(limit - warm_limit, 1e-3))
     return res.placement, res.bound, res.optimal, res.nodes_explored
 
 
