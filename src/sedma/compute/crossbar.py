@@ -23,6 +23,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from sedma.compute import correction as corr
+from sedma.compute import digital, kernels
 from sedma.compute.backend import ArrayBackend, get_backend
 from sedma.compute.converters import Scale, scale
 from sedma.compute.devices import Device, get_device
@@ -302,17 +303,21 @@ class ProgrammedMatrix:
         out: ShardOut = self.executor.run(xs, exact=exact, faithful=exact and faithful)
         if not exact or out.dx is None:
             return out.raw, None
+        # A constant input scales to all zeros: its x̃ copies sit at Gmin, never pulsed, exact.
+        # Min-max scaled inputs are >= 0, so a column has a positive entry iff its sum is positive.
+        minmax = xs_sum is not None and not self.signed_inputs
+        live = xs_sum.ravel() > 0.0 if minmax and xs_sum is not None else (xs > 0.0).any(axis=0)
         # p = A x̃ + Ã x − Ã x̃ with A x̃ − Ã x̃ = −Σ_j E_ij x̃_ij = Â x − W x − Σ_j E_ij e_ij.
+        if out.xnoise is None and kernels.AVAILABLE:
+            with self._draw_lock:  # the draw is a view of shared scratch: use it under the lock
+                z = self._normals.normal(out.raw.shape)
+                return out.raw, digital.first_order(out.raw, out.dx, z, self._xnoise_sd, live)
         p: F32 = np.add(out.raw, out.dx)
         if out.xnoise is not None:
             noise = out.xnoise
         else:
             with self._draw_lock:  # the draw is a view of shared scratch: copy it out under the lock
                 noise = self._normals.normal(p.shape) * self._xnoise_sd
-        # A constant input scales to all zeros: its x̃ copies sit at Gmin, never pulsed, exact.
-        # Min-max scaled inputs are >= 0, so a column has a positive entry iff its sum is positive.
-        minmax = xs_sum is not None and not self.signed_inputs
-        live = xs_sum.ravel() > 0.0 if minmax and xs_sum is not None else (xs > 0.0).any(axis=0)
         if not live.all():
             noise *= live
         p -= noise
@@ -322,16 +327,20 @@ class ProgrammedMatrix:
         """Digital un-scaling, (products, m, B): s_A s_x P + a₀ s_x Σx̂ + s_A x₀ rowsum(Â) + n a₀ x₀."""
         a0, sa = float(self.scale.lo.ravel()[0]), float(self.scale.span.ravel()[0])
         x0, sx = xsc.lo.reshape(1, -1), xsc.span.reshape(1, -1)
-        offset = self.rowsum[:, None] * (sa * x0)
-        offset += a0 * sx * xs_sum + self.shape[1] * a0 * x0
+        gain, c1, c2 = sa * sx, sa * x0, a0 * sx * xs_sum + self.shape[1] * a0 * x0
         out: F64 = np.empty((len(prods), *prods[0].shape))
-        gain = sa * sx
+        offset: F64 | None = None
         for i, prod in enumerate(prods):
             if i and prod is prods[i - 1]:
                 out[i] = out[i - 1]  # λ = 0: y* is p itself
-                continue
-            np.multiply(prod, gain, out=out[i])
-            out[i] += offset
+            elif kernels.AVAILABLE and prod.dtype == np.float32:
+                digital.unscale(prod, self.rowsum, gain.ravel(), c1.ravel(), c2.ravel(), out[i])
+            else:
+                if offset is None:
+                    offset = self.rowsum[:, None] * c1
+                    offset += c2
+                np.multiply(prod, gain, out=out[i])
+                out[i] += offset
         return out
 
     def read(
@@ -345,8 +354,11 @@ class ProgrammedMatrix:
         if mode not in corr.MODES:
             raise InputError(f"correction must be one of {corr.MODES}, got {mode!r}")
         vec = check_input(x, self.shape[1])
-        xs, xsc = scale(vec, mode=self.config.scaling, axis=0)
-        xs_sum = xs.sum(axis=0, dtype=np.float64)[None, :]
+        if kernels.AVAILABLE and vec.dtype == np.float32 and self.config.scaling == "minmax":
+            xs, xsc, xs_sum = digital.minmax_columns(vec)
+        else:
+            xs, xsc = scale(vec, mode=self.config.scaling, axis=0)
+            xs_sum = xs.sum(axis=0, dtype=np.float64)[None, :]
         raw_s, p_s = self._scaled(xs, mode, xs_sum)
         prods: list[npt.NDArray[np.floating]] = [raw_s] if p_s is None else [raw_s, p_s]
         if mode == "full" and p_s is not None:

@@ -1,0 +1,38 @@
+"""Compiled host passes: the numbers of the numpy code they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sedma.compute import digital, kernels
+from sedma.compute.converters import scale
+
+pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed: numpy passes only")
+
+
+def test_minmax_columns_equals_converters_scale_including_a_constant_column() -> None:
+    v = np.random.default_rng(0).normal(3.0, 2.0, size=(257, 5)).astype(np.float32)
+    v[:, 2] = 1.5  # no span: scales to zeros
+    xs, sc, sums = digital.minmax_columns(v)
+    ref, ref_sc = scale(v, mode="minmax", axis=0)
+    np.testing.assert_array_equal(xs, ref)
+    np.testing.assert_array_equal(sc.lo, ref_sc.lo)
+    np.testing.assert_array_equal(sc.span, ref_sc.span)
+    np.testing.assert_allclose(sums, ref.sum(axis=0, dtype=np.float64)[None, :], rtol=1e-12)
+    assert np.all(xs[:, 2] == 0.0)
+
+
+def test_first_order_and_unscale_equal_their_numpy_expressions() -> None:
+    rng = np.random.default_rng(1)
+    raw, dx, z = (rng.standard_normal((40, 3)).astype(np.float32) for _ in range(3))
+    sd = rng.random((40, 1)).astype(np.float32)
+    live = np.array([True, False, True])
+    want = raw + dx
+    want -= (z * sd) * live
+    np.testing.assert_array_equal(digital.first_order(raw, dx, z, sd, live), want)
+    rowsum, gain, c1, c2 = rng.random(40), rng.random(3), rng.random(3), rng.random(3)
+    offset = rowsum[:, None] * c1[None, :]
+    offset += c2[None, :]
+    ref = raw * gain[None, :] + offset
+    np.testing.assert_array_equal(digital.unscale(raw, rowsum, gain, c1, c2, np.empty((40, 3))), ref)
