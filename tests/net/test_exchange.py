@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from memtransport import MemNetwork
 
-from sedma.errors import InputError, SedmaError
+from sedma.errors import InputError, SedmaError, StorageError
 from sedma.net.cid import compute_cid
 from sedma.net.exchange import (
     BlockExchange,
@@ -282,3 +282,77 @@ def test_any_request_body_gets_a_typed_error_or_an_answer(tmp_path_factory, meth
     except SedmaError:
         return  # typed: the RPC layer answers it as one error line
     assert isinstance(reply, dict)
+
+
+def test_store_later_hands_blocks_on_first_and_flush_waits_for_the_store(tmp_path: Path) -> None:
+    _net, (reader, liar, honest) = _swarm(tmp_path, 3)
+    tb = _tensor(8)
+    liar.store.put_many(tb.blocks)
+    honest.store.put_many(tb.blocks)
+    for cid in tb.blocks:
+        liar.store._path(cid).write_bytes(b"forged")
+    seen: dict[str, bytes] = {}
+
+    async def run() -> dict[str, object]:
+        sink = lambda c, d: seen.update({c: bytes(d)})  # noqa: E731
+        got = await reader.ex.fetch(tb.blocks, [liar.info, honest.info], on_block=sink, store_later=True)
+        await reader.ex.flush()
+        return dict(got)
+
+    assert asyncio.run(run()) == tb.blocks and seen == tb.blocks
+    assert all(reader.store.get(c) == d for c, d in tb.blocks.items())  # verified bytes only
+
+
+def test_simd_batches_catch_forged_blocks_of_the_right_length(tmp_path: Path) -> None:
+    from sedma.net import sha256_lanes
+
+    assert sha256_lanes.warm_up()
+    _net, (reader, liar, honest) = _swarm(tmp_path, 3)
+    tb = chunk_tensor(np.random.default_rng(9).standard_normal(48 * 1024), chunk_size=8192)  # 48 blocks
+    liar.store.put_many(tb.blocks)
+    honest.store.put_many(tb.blocks)
+    rng = np.random.default_rng(1)
+    for cid in tb.manifest.blocks[::3]:  # same length, other bytes: judged inside a SIMD pass
+        liar.store._path(cid).write_bytes(rng.bytes(8192))
+    got = asyncio.run(reader.ex.fetch(tb.manifest.blocks, [liar.info, honest.info]))
+    assert got == {c: tb.blocks[c] for c in tb.manifest.blocks}
+    assert [p.peer_id for p, _ in reader.penalties] == [liar.info.peer_id]
+    assert all(reader.store.get(c) == tb.blocks[c] for c in tb.manifest.blocks)
+
+
+def test_a_store_that_cannot_take_the_blocks_fails_the_fetch_typed(tmp_path: Path) -> None:
+    from sedma.net.store import StoreConfig
+
+    _net, (reader, provider) = _swarm(tmp_path, 2)
+    reader.ex.store = BlockStore(tmp_path / "tiny", config=StoreConfig(budget_bytes=20_000))
+    pinned = bytes(10_000)  # pinned, so GC cannot make room for a 16 KiB block
+    reader.ex.store.put(compute_cid(pinned), pinned, pin=True)
+    tb = _tensor(10)
+    provider.store.put_many(tb.blocks)
+    with pytest.raises(StorageError, match="full"):
+        asyncio.run(asyncio.wait_for(reader.ex.fetch(tb.manifest.blocks, [provider.info]), 20))
+
+
+def test_verifier_waits_for_a_fuller_batch_only_while_more_blocks_are_coming() -> None:
+    from sedma.net.verify import BatchVerifier
+
+    async def run() -> list[list[bool | None]]:
+        accepted: list[list[tuple[str, object]]] = []
+        v = BatchVerifier(accepted.append, full=4)
+        verdicts: list[bool | None] = []
+        blocks = [bytes([i]) * 100 for i in range(6)]
+        for b in blocks[:3]:
+            v.submit(compute_cid(b), b, verdicts.append)
+        v.poke(on_wire=2, expected=3)  # more on the wire, batch not full: wait
+        first = v.running
+        v.poke(on_wire=0, expected=3)  # nothing on the wire: check what is here
+        second = v.running
+        await v.drain(poke=lambda: v.poke(on_wire=0, expected=0))
+        v.submit(compute_cid(blocks[3]), b"forged", verdicts.append)
+        v.poke(on_wire=5, expected=0)  # every expected block is here
+        await v.drain(poke=lambda: None)
+        return [[first, second, len(accepted)], verdicts]
+
+    (first, second, accepted), verdicts = asyncio.run(run())
+    assert (first, second, accepted) == (0, 3, 1)
+    assert verdicts == [True, True, True, False]

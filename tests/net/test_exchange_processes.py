@@ -111,6 +111,7 @@ def test_lying_peer_is_detected_discarded_and_penalised(tmp_path: Path, swarm) -
     async def scenario() -> tuple[str, int, list[str]]:
         async with _reader(tmp_path, [liar, honest], memory) as reader:
             arr = await reader.get_tensor(honest["manifest"])
+            await reader.exchange.flush()  # get_tensor stores its blocks after returning the tensor
             stored = [c for c in [honest["manifest"], *honest["blocks"]] if reader.store.get(c) is not None]
             return hashlib.sha256(arr.tobytes()).hexdigest(), reader.stats.penalties, stored
 

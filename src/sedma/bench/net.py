@@ -33,6 +33,7 @@ from rich.progress import Progress, TaskID
 from sedma._output import err_console, print_table
 from sedma.bench._figures import default_plot_path, finish, pyplot, save_figure
 from sedma.errors import ConfigError, SedmaError
+from sedma.net import sha256_lanes
 from sedma.net.client import NodeClient
 from sedma.net.loop import ENV as LOOP_ENV
 from sedma.net.loop import loop_name
@@ -278,8 +279,12 @@ async def measure_transfer(
     """MB/s of ``get_tensor`` of fresh 16 MiB tensors held by a peer in another process.
 
     Each round samples the raw floors right before the transfer, so load drifting during the
-    run hits both sides of the ratio alike.
+    run hits both sides of the ratio alike. The fetched blocks reach the node's store after
+    ``get_tensor`` returns; that write is awaited (untimed) before the next round, so it never
+    overlaps a floor sample.
     """
+    # A running node has its multi-buffer SHA-256 kernel loaded (numba disk cache, ≈ 1 s).
+    await asyncio.to_thread(sha256_lanes.warm_up)
     rng = np.random.default_rng(cfg.seed)
     out: dict[str, list[float]] = {"transfer": [], "streams": [], "buffered": [], "asyncio": []}
     host, port = parse_addr(provider)
@@ -291,6 +296,7 @@ async def measure_transfer(
             started = time.perf_counter()
             got = await node.get_tensor(cid)
             rate = arr.nbytes / (time.perf_counter() - started) / 1e6
+            await node.exchange.flush()
             if not np.array_equal(got, arr):
                 raise SedmaError(f"bench net: tensor {cid} came back different")
             if i:

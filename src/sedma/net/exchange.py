@@ -16,12 +16,17 @@ Client side, every provider gets ``max_inflight`` lanes pulling from one shared 
 providers serve more blocks. Each block is verified against its CID before it is stored or
 returned; a mismatch discards the block, penalises the provider (callback) and bans it for the
 rest of the fetch; a dead or timed-out provider's blocks go back to the queue for the others.
+Received blocks are checked in batches (:mod:`sedma.net.verify`, multi-buffer SHA-256) while the
+lanes keep receiving; ``store_later`` (``get_tensor``) writes the verified blocks to the store
+after the fetch returns instead of on its critical path (:meth:`BlockExchange.flush` waits).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -29,9 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sedma.errors import ConfigError, InputError, SedmaError
-from sedma.net.cid import matches, validate_cid
+from sedma.net.cid import validate_cid
+from sedma.net.sha256_lanes import LANES, MIN_BATCH, load_in_background
 from sedma.net.store import BlockStore
 from sedma.net.types import Blob, PeerError, PeerInfo, ProtocolError, RequestFn
+from sedma.net.verify import BatchVerifier
+
+log = logging.getLogger(__name__)
 
 METHODS = ("bs.want", "bs.block", "bs.fetch")
 PenaltyFn = Callable[[PeerInfo, str], None]
@@ -93,8 +102,10 @@ class _Fetch:
     """
 
     pending: list[str]
-    sink: BlockSink | None = None
+    verifier: BatchVerifier
     results: dict[str, Blob] = field(default_factory=dict)
+    judging: set[str] = field(default_factory=set)  # received, in the verifier
+    on_wire: int = 0  # bs.block requests in flight
     inflight: dict[str, set[bytes]] = field(default_factory=dict)  # cid -> providers asked now
     lacks: dict[bytes, set[str]] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)  # cid -> first request time
@@ -118,6 +129,8 @@ class _Fetch:
             return None
         now = time.monotonic()
         for cid, askers in self.inflight.items():
+            if cid in self.judging:
+                continue  # its bytes are here, being checked
             if peer_id not in askers and cid not in lacking and now - self.started[cid] > patience:
                 askers.add(peer_id)
                 return cid
@@ -138,13 +151,22 @@ class _Fetch:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.changed.wait(), timeout)
 
+    def received(self, cid: str) -> None:
+        """The block's bytes arrived (network time recorded); its check is pending."""
+        self.judging.add(cid)
+        self.durations.append(time.monotonic() - self.started.get(cid, time.monotonic()))
+
+    def poke(self) -> None:
+        """Let the verifier start a batch if waiting cannot fill it better."""
+        expected = len(self.pending) + sum(c not in self.judging for c in self.inflight)
+        self.verifier.poke(on_wire=self.on_wire, expected=expected)
+
     def settle(self, cid: str, data: Blob | None, peer_id: bytes, *, failed: bool) -> None:
         askers = self.inflight.get(cid, set())
         askers.discard(peer_id)
+        self.judging.discard(cid)
         if data is not None:
-            if cid not in self.results:
-                self.results[cid] = data
-                self.durations.append(time.monotonic() - self.started.get(cid, time.monotonic()))
+            self.results.setdefault(cid, data)
             self.inflight.pop(cid, None)
         else:
             if not failed:
@@ -180,24 +202,39 @@ class BlockExchange:
         self._wants: dict[bytes, dict[str, float]] = {}
         self._serving: dict[bytes, int] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._writes: set[asyncio.Future[None]] = set()
 
     # == client ==================================================================================
     async def fetch(
-        self, cids: Iterable[str], providers: Sequence[PeerInfo], *, on_block: BlockSink | None = None
+        self,
+        cids: Iterable[str],
+        providers: Sequence[PeerInfo],
+        *,
+        on_block: BlockSink | None = None,
+        store_later: bool = False,
     ) -> dict[str, Blob]:
         """Every block of ``cids``, verified, from the store or the providers; PeerError if any is missing.
 
-        ``on_block`` sees each block as soon as it is verified (and stored), so a consumer can
-        use it while the others are still on their way.
+        ``on_block`` sees each block as soon as it is verified (and stored, unless
+        ``store_later``: then the blocks are written after the fetch returns), so a consumer
+        can use it while the others are still on their way.
         """
         wanted = list(dict.fromkeys(validate_cid(c) for c in cids))
         local: dict[str, Blob] = {c: d for c in wanted if (d := self.store.get(c)) is not None}
         if on_block is not None:
             for cid, data in local.items():
                 on_block(cid, data)
-        state = _Fetch([c for c in wanted if c not in local], sink=on_block)
+        to_store: list[tuple[str, Blob]] = []
+        accept = functools.partial(self._accept, on_block, to_store if store_later else None)
+        state = _Fetch([c for c in wanted if c not in local], BatchVerifier(accept))
+        if len(state.pending) >= MIN_BATCH:
+            load_in_background()  # the multi-buffer kernel, for this fetch's later batches or the next
         if state.pending:
             await self._run(state, list(dict.fromkeys(providers)))
+        if to_store:
+            self._store_in_background(to_store)
+        if state.verifier.error is not None:
+            raise state.verifier.error
         if missing := [c for c in wanted if c not in local and c not in state.results]:
             raise PeerError(f"{len(missing)} of {len(wanted)} blocks found at no provider, e.g. {missing[0]}")
         return {c: local[c] if c in local else state.results[c] for c in wanted}
@@ -210,7 +247,9 @@ class BlockExchange:
             await asyncio.wait([*workers, finished], return_when=asyncio.FIRST_COMPLETED)
             while not finished.done() and not all(w.done() for w in workers):
                 await asyncio.wait([*workers, finished], return_when=asyncio.FIRST_COMPLETED)
+            await state.verifier.drain(poke=state.poke)  # blocks received before their sender failed
         finally:
+            state.verifier.cancel()
             # Every block is in (or every provider is done): stop endgame duplicates still in flight.
             for task in [*workers, finished]:
                 task.cancel()
@@ -261,8 +300,34 @@ class BlockExchange:
                 if not await self._wait(state, out):
                     return
                 continue
-            data = await self._get_block(cid, out, state.sink)
-            state.settle(cid, data, out.peer.peer_id, failed=out.failed is not None)
+            state.on_wire += 1
+            try:
+                data = await self._get_block(cid, out)
+            finally:
+                state.on_wire -= 1
+            if data is None:
+                state.settle(cid, None, out.peer.peer_id, failed=out.failed is not None)
+            else:
+                state.received(cid)
+                state.verifier.submit(cid, data, functools.partial(self._judged, state, out, cid, data))
+            state.poke()
+            while len(state.verifier) >= 2 * LANES and out.failed is None:
+                await state.wait_change(0.05)  # checks fall behind: hold received bytes bounded
+
+    def _judged(self, state: _Fetch, out: ProviderOutcome, cid: str, data: Blob, ok: bool | None) -> None:
+        """A received block's verdict (on the loop): count it, or penalise its sender."""
+        if ok:
+            out.blocks += 1
+            out.nbytes += len(data)
+            out.served.add(cid)
+            state.settle(cid, data, out.peer.peer_id, failed=False)
+        else:
+            if ok is False:
+                self._penalise(out, f"sent bytes not matching {cid}")
+            else:
+                out.failed = out.failed or "error"
+            state.settle(cid, None, out.peer.peer_id, failed=True)
+        state.poke()
 
     @staticmethod
     async def _wait(state: _Fetch, out: ProviderOutcome) -> bool:
@@ -273,8 +338,8 @@ class BlockExchange:
         await state.wait_change(max(state.patience() or 0.0, 0.02))
         return out.failed is None
 
-    async def _get_block(self, cid: str, out: ProviderOutcome, sink: BlockSink | None) -> Blob | None:
-        """One block from the provider, verified and stored; None when absent or on failure."""
+    async def _get_block(self, cid: str, out: ProviderOutcome) -> Blob | None:
+        """One block's bytes from the provider (not yet checked); None when absent or on failure."""
         deadline = time.monotonic() + self.config.request_timeout_s
         while True:
             try:
@@ -291,26 +356,39 @@ class BlockExchange:
         data = reply.get("data")
         if data is None:
             return None
-        # Hashing and the disk write run off the loop (hashlib drops the GIL on large buffers),
-        # so other lanes keep receiving while a block is checked.
-        if not isinstance(data, bytes | bytearray) or not await asyncio.to_thread(
-            self._verified_put, cid, data, sink
-        ):
-            self._penalise(out, f"sent bytes not matching {cid}")
+        if not isinstance(data, bytes | bytearray):
+            self._penalise(out, f"sent a {type(data).__name__} for block {cid}")
             return None
-        out.blocks += 1
-        out.nbytes += len(data)
-        out.served.add(cid)
         return data
 
-    def _verified_put(self, cid: str, data: Blob, sink: BlockSink | None) -> bool:
-        """Store (and hand to ``sink``) the block if it matches its CID; False otherwise."""
-        if not matches(cid, data):
-            return False
-        self.store.put(cid, data, verify=False)
-        if sink is not None:
-            sink(cid, data)
-        return True
+    def _accept(
+        self, sink: BlockSink | None, to_store: list[tuple[str, Blob]] | None, blocks: list[tuple[str, Blob]]
+    ) -> None:
+        """Verified blocks (in the verifier's thread): into the store now or later, then the sink."""
+        for cid, data in blocks:
+            if to_store is None:
+                self.store.put(cid, data, verify=False)
+            else:
+                to_store.append((cid, data))
+            if sink is not None:
+                sink(cid, data)
+
+    def _store_in_background(self, blocks: list[tuple[str, Blob]]) -> None:
+        task = asyncio.ensure_future(asyncio.to_thread(self._store_all, blocks))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    def _store_all(self, blocks: list[tuple[str, Blob]]) -> None:
+        try:
+            for cid, data in blocks:
+                self.store.put(cid, data, verify=False)  # verified when it arrived
+        except SedmaError as exc:  # the fetch has returned: nobody to raise to
+            log.warning("could not store %d fetched blocks: %s", len(blocks), exc)
+
+    async def flush(self) -> None:
+        """Wait until blocks fetched with ``store_later`` are in the store."""
+        while self._writes:
+            await asyncio.wait(list(self._writes))
 
     def _penalise(self, out: ProviderOutcome, reason: str) -> None:
         first = out.failed != "integrity"  # its other lanes may catch it too: penalise once

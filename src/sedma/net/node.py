@@ -15,6 +15,7 @@ which also dials such peers through their relay, with a hole-punching upgrade).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -221,6 +222,7 @@ class Node:
         await self._release()
 
     async def _release(self) -> None:
+        await self.exchange.flush()  # fetched blocks still on their way to the store
         await self.dht.stop()
         await self.endpoint.close()
         await self.transport.close()
@@ -346,8 +348,9 @@ class Node:
         manifest, providers = await self._manifest(cid)
         # Every block was checked against its CID on arrival (exchange) or on put (store); each
         # is copied into the output as soon as it is, while the others are still arriving.
+        # The blocks reach the store after the tensor is returned (exchange.flush() waits).
         assembly = TensorAssembly(manifest)
-        await self._fetch(list(manifest.blocks), providers, on_block=assembly.place)
+        await self._fetch(list(manifest.blocks), providers, on_block=assembly.place, store_later=True)
         return assembly.result()
 
     async def fetch_blocks(self, cid: str) -> tuple[Manifest, dict[str, Blob]]:
@@ -385,11 +388,17 @@ class Node:
         return replace(peer, host=known.host, relay=peer.relay or known.relay)
 
     async def _fetch(
-        self, cids: list[str], providers: list[PeerInfo], *, on_block: BlockSink | None = None
+        self,
+        cids: list[str],
+        providers: list[PeerInfo],
+        *,
+        on_block: BlockSink | None = None,
+        store_later: bool = False,
     ) -> dict[str, Blob]:
         """Blocks from the TOPK providers by the strategy, then from all if those fail."""
+        fetch = functools.partial(self.exchange.fetch, on_block=on_block, store_later=store_later)
         if all(self.store.has(c) for c in cids):
-            return await self.exchange.fetch(cids, [], on_block=on_block)
+            return await fetch(cids, [])
         stats = self._candidates(providers, cids[0])
         await self._measure(stats)
         chosen = select(
@@ -399,13 +408,13 @@ class Node:
         )
         self._last_outcomes = []
         try:
-            blocks = await self.exchange.fetch(cids, [s.peer for s in chosen], on_block=on_block)
+            blocks = await fetch(cids, [s.peer for s in chosen])
         except PeerError:
             self._learn(chosen)
             rest = [s.peer for s in stats if s not in chosen]
             if not rest:
                 raise
-            return await self.exchange.fetch(cids, rest, on_block=on_block)
+            return await fetch(cids, rest)
         self._learn(chosen)
         return blocks
 

@@ -1,0 +1,101 @@
+"""Batched CID checks of received blocks: one batch at a time in a worker thread.
+
+The multi-buffer SHA-256 (:mod:`sedma.net.sha256_lanes`) pays only when several blocks are
+hashed together, so a fetch hands every received block to a :class:`BatchVerifier` instead of
+hashing it on its own. A batch starts when the worker is free and either a full pass is queued
+(16 blocks), or no block request is on the wire any more (nothing else will join soon), or
+every block the fetch still expects is queued. Verdicts come back on the event loop, through
+each block's callback, in submission order. Nothing is stored or handed on before its check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sedma.net import sha256_lanes
+from sedma.net.cid import CID
+from sedma.net.types import Blob
+
+# True: matches its CID; False: does not; None: not judged (the batch's accept step failed).
+Verdict = Callable[[bool | None], None]
+# Runs in the worker thread on the blocks that passed (store them, hand them to a sink).
+Accept = Callable[[list[tuple[str, Blob]]], None]
+
+
+@dataclass(slots=True)
+class _Check:
+    cid: str
+    data: Blob
+    done: Verdict
+
+
+def check_batch(blocks: list[tuple[str, Blob]]) -> list[bool]:
+    """Whether each block hashes to its CID's sha2-256 digest (equal lengths share SIMD passes)."""
+    digests = sha256_lanes.digest_many([data for _, data in blocks])
+    return [CID.parse(cid).digest == d for (cid, _), d in zip(blocks, digests, strict=True)]
+
+
+class BatchVerifier:
+    """Queues received blocks and checks them in batches, one batch at a time, off the loop."""
+
+    def __init__(self, accept: Accept, *, full: int = sha256_lanes.LANES) -> None:
+        self.accept = accept
+        self.full = full
+        self.queue: list[_Check] = []
+        self.running = 0  # blocks in the batch being checked
+        self._task: asyncio.Future[None] | None = None
+        self.error: BaseException | None = None  # what broke an accept step (e.g. a full store)
+
+    def __len__(self) -> int:
+        """Blocks received and not yet judged (queued or being checked)."""
+        return len(self.queue) + self.running
+
+    def submit(self, cid: str, data: Blob, done: Verdict) -> None:
+        """Queue a received block; ``done(ok)`` runs on the loop once it is judged."""
+        self.queue.append(_Check(cid, data, done))
+
+    def poke(self, *, on_wire: int, expected: int) -> None:
+        """Start a batch if the worker is free and waiting longer cannot fill it better.
+
+        ``on_wire``: block requests still in flight; ``expected``: blocks the fetch still
+        needs that are neither queued nor being checked.
+        """
+        if self._task is not None or not self.queue:
+            return
+        if len(self.queue) >= self.full or on_wire == 0 or expected == 0:
+            batch, self.queue = self.queue[: self.full * 2], self.queue[self.full * 2 :]
+            self.running = len(batch)
+            self._task = asyncio.ensure_future(self._run(batch))
+
+    async def _run(self, batch: list[_Check]) -> None:
+        verdicts: list[bool | None] = [None] * len(batch)
+        try:
+            verdicts = list(await asyncio.to_thread(self._check_and_accept, [(c.cid, c.data) for c in batch]))
+        except Exception as exc:  # handed to the fetch, which raises it
+            self.error = exc
+        finally:
+            self._task, self.running = None, 0
+        for check, ok in zip(batch, verdicts, strict=True):
+            check.done(ok)
+
+    def _check_and_accept(self, blocks: list[tuple[str, Blob]]) -> list[bool]:
+        verdicts = check_batch(blocks)
+        good = [b for b, ok in zip(blocks, verdicts, strict=True) if ok]
+        if good:
+            self.accept(good)
+        return verdicts
+
+    async def drain(self, *, poke: Callable[[], None]) -> None:
+        """Judge everything queued (``poke`` restarts batches as the worker frees up)."""
+        while self.queue or self._task is not None:
+            if self._task is None:
+                poke()
+            task = self._task
+            if task is not None:
+                await asyncio.wait([task])
+
+    def cancel(self) -> None:
+        """Drop what is queued (the fetch is over); a running batch finishes on its own."""
+        self.queue.clear()
