@@ -134,3 +134,23 @@ def test_static_keeps_the_first_placement_and_needs_one() -> None:
             solver="static",
             previous=first.placement,
         )
+
+
+SEED2_OPTIMUM = 17.8436  # 20x6 benchmark instance, seed 2: proven by the plain branch and bound in 42 s
+
+
+def test_exact_plan_of_a_zoned_instance_is_proven_and_deterministic() -> None:
+    cl = random_cluster(6, seed=2)
+    wf = random_workflow(20, cl, seed=2)
+    runs = [plan(wf, cl, memory=None, solver="exact", lambda_mem=1.0, time_limit=20) for _ in range(2)]
+    assert all(r.optimal and r.objective == pytest.approx(SEED2_OPTIMUM, abs=1e-4) for r in runs)
+    assert runs[0].placement == runs[1].placement
+
+
+def test_exact_plan_out_of_time_keeps_a_valid_bound_and_the_best_start() -> None:
+    cl = random_cluster(6, seed=2)
+    wf = random_workflow(20, cl, seed=2)
+    k8s = plan(wf, cl, memory=None, solver="k8s-native", lambda_mem=1.0)
+    res = plan(wf, cl, memory=None, solver="exact", lambda_mem=1.0, time_limit=1e-3)
+    assert res.bound is not None and res.bound <= SEED2_OPTIMUM + 1e-9 <= res.objective + 2e-4
+    assert feasible(res.problem, res.array) and res.objective <= k8s.objective + 1e-9
