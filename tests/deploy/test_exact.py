@@ -5,8 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
+from sedma.deploy import exact
 from sedma.deploy.baselines import first_fit_decreasing
-from sedma.deploy.exact import branch_and_bound, branch_order, node_classes
+from sedma.deploy.exact import branch_and_bound, branch_order, lagrangian_bound, node_classes, pairing
 from sedma.deploy.objective import Problem, feasible, objective
 from sedma.errors import InputError
 
@@ -71,3 +72,32 @@ def test_timeout_reports_a_valid_lower_bound() -> None:
     res = branch_and_bound(pb, start, time_limit=1e-6)
     assert res.bound <= brute_force(pb) + 1e-9
     assert feasible(pb, res.placement)
+
+
+def _lagrangian_inputs() -> dict[str, object]:
+    """Six unit agents that all prefer node 0, which holds two: prices have to rise there."""
+    cost = np.ones((1, 6, 3))
+    cost[:, :, 0] = 0.0
+    traffic = np.zeros((6, 6))
+    return {
+        "cost": cost,
+        "d_cpu": np.ones(6),
+        "d_mem": np.ones(6),
+        "f_cpu": np.array([[2.0, 3.0, 3.0]]),
+        "f_mem": np.array([[9.0, 9.0, 9.0]]),
+        "target": np.array([10.0]),
+        "mu0": (np.zeros((1, 3)), np.zeros((1, 3))),
+        "pr": pairing(traffic, np.arange(6)),
+        "netcost": np.ones((3, 3)) - np.eye(3),
+    }
+
+
+def test_lagrangian_steps_stop_at_the_deadline_with_the_first_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = _lagrangian_inputs()
+    late, _, _ = lagrangian_bound(**args, deadline=0.0)  # type: ignore[arg-type]
+    monkeypatch.setattr(exact, "LAGRANGE_ITERS", 1)
+    one, _, _ = lagrangian_bound(**args)  # type: ignore[arg-type]
+    monkeypatch.setattr(exact, "LAGRANGE_ITERS", 50)
+    full, _, _ = lagrangian_bound(**args)  # type: ignore[arg-type]
+    np.testing.assert_allclose(late, one)
+    assert np.all(full >= one - 1e-12) and np.any(full > one + 1e-9)  # the steps do raise it

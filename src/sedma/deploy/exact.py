@@ -144,6 +144,8 @@ def lagrangian_bound(
     mu0: tuple[Floats, Floats],
     pr: Pairing,
     netcost: Floats,
+    *,
+    deadline: float = np.inf,
 ) -> tuple[Floats, Floats, Floats]:
     """Lagrangian relaxation of the capacities for the unplaced agents, per child.
 
@@ -151,7 +153,8 @@ def lagrangian_bound(
     f (C, m): free capacity per child. For prices μ >= 0, the relaxed minimum (singles, and
     matched pairs priced jointly with their traffic) − Σ_k μ_k f_k is a lower bound; Polyak
     subgradient steps towards ``target`` (the incumbent's slack) raise it. Prices start from
-    the parent's ``mu0`` (m,) and are returned per child for its subtree.
+    the parent's ``mu0`` (m,) and are returned per child for its subtree. Every iteration's
+    value is a bound, so past ``deadline`` the steps stop with the best so far.
     """
     C, R, m = cost.shape
     mu_c, mu_m = mu0[0].copy(), mu0[1].copy()
@@ -168,7 +171,7 @@ def lagrangian_bound(
         best = np.maximum(best, val)
         with np.errstate(invalid="ignore"):  # inf - inf without an incumbent: no step
             gap = target - best
-        if not np.any((gap > _EPS) & np.isfinite(best)):
+        if not np.any((gap > _EPS) & np.isfinite(best)) or time.perf_counter() > deadline:
             break
         slot = (owner + k).ravel()
         g_c = np.bincount(slot, weights=wc, minlength=C * m).reshape(C, m) - f_cpu
@@ -205,7 +208,7 @@ class _Batch:
 
 
 _BATCH_FIELDS = ("assign", "g", "rows", "free_cpu", "free_mem", "used", "mu_c", "mu_m", "lb")
-CHUNK_ELEMENTS = 1_500_000  # (nodes × children × unplaced × nodes) per vectorised step
+CHUNK_ELEMENTS = 250_000  # (nodes × children × unplaced × nodes) per vectorised step
 
 
 class _Search:
@@ -341,6 +344,7 @@ class _Search:
                 (mu_c[f_o, k_o], mu_m[f_o, k_o]),
                 self.pairings[depth],
                 pb.netcost,
+                deadline=self.deadline,
             )
             lb[f_o, k_o] = np.maximum(lb[f_o, k_o], g2[f_o, k_o] + lag)
         return np.where(valid, lb, np.inf), mu_c, mu_m

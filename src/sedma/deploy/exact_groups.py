@@ -335,13 +335,18 @@ def _one_node(pb: Problem, cutoff: float) -> _Solution | None:
     return (p, value) if value < cutoff - _EPS else None
 
 
+def group_first_applies(problem: Problem) -> bool:
+    """True when the nodes form 2+ groups with alike links between them and G^n is enumerable."""
+    groups = node_groups(problem)
+    count = int(groups.max()) + 1
+    return count >= 2 and count**problem.n <= ENUM_LIMIT and uniform_links(problem, groups)
+
+
 def exact_search(problem: Problem, incumbent: Ints | None, *, time_limit: float = 10.0) -> ExactResult:
     """Minimise Eq. 11 exactly: group-first where the nodes form groups with alike cross links
     and G^n is small enough, else the plain branch and bound. On timeout: the incumbent and the
     best proven bound (the bound of the group assignment being solved)."""
-    groups = node_groups(problem)
-    count = int(groups.max()) + 1
-    if incumbent is None or count < 2 or count**problem.n > ENUM_LIMIT or not uniform_links(problem, groups):
+    if incumbent is None or not group_first_applies(problem):
         return branch_and_bound(problem, incumbent, time_limit=time_limit)
     search = _GroupFirst(time.perf_counter() + time_limit)
     best_v = objective(problem, incumbent)
