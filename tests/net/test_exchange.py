@@ -338,7 +338,7 @@ def test_verifier_waits_for_a_fuller_batch_only_while_more_blocks_are_coming() -
 
     async def run() -> list[list[bool | None]]:
         accepted: list[list[tuple[str, object]]] = []
-        v = BatchVerifier(accepted.append, full=4)
+        v = BatchVerifier(lambda blocks, _: accepted.append(blocks), full=4)
         verdicts: list[bool | None] = []
         blocks = [bytes([i]) * 100 for i in range(6)]
         for b in blocks[:3]:

@@ -16,6 +16,7 @@ from sedma.errors import InputError
 from sedma.net import sha256_lanes
 from sedma.net.cid import compute_cid
 from sedma.net.sha256_lanes import LANES, MIN_BATCH, digest_many, digests
+from sedma.net.tensor import TensorAssembly, chunk_tensor
 from sedma.net.verify import check_batch
 
 
@@ -78,7 +79,30 @@ def test_check_batch_flags_exactly_the_forged_blocks() -> None:
     pairs = [(compute_cid(b), b) for b in blocks]
     pairs[5] = (pairs[5][0], b"\0" + blocks[5][1:])
     pairs[11] = (pairs[11][0], blocks[11][:-1])
-    assert check_batch(pairs) == [i not in (5, 11) for i in range(LANES)]
+    verdicts, in_place = check_batch(pairs)
+    assert verdicts == [i not in (5, 11) for i in range(LANES)] and not any(in_place)
+
+
+def test_checks_in_place_commit_only_genuine_blocks_into_the_tensor() -> None:
+    # 12 blocks of 4 KiB; block 3 repeats at position 9; the batch holds a forged copy of
+    # block 2 (same length) before its genuine one, and the last, shorter block.
+    rng = np.random.default_rng(4)
+    arr = rng.integers(0, 256, 12 * 4096 - 100, dtype=np.uint8)
+    arr[9 * 4096 : 10 * 4096] = arr[3 * 4096 : 4 * 4096]
+    tb = chunk_tensor(arr, chunk_size=4096)
+    assembly = TensorAssembly(tb.manifest)
+    order = list(dict.fromkeys(tb.manifest.blocks))
+    forged = (order[2], rng.bytes(4096))
+    pairs = [forged] + [(c, tb.blocks[c]) for c in order]
+    verdicts, in_place = check_batch(pairs, assembly)
+    assert verdicts == [False] + [True] * len(order)
+    assert in_place[0] and not in_place[3]  # the forged copy took the slot, the genuine one did not
+    for (cid, _), ok, placed in zip(pairs, verdicts, in_place, strict=True):
+        if ok and placed:
+            assembly.commit(cid)
+        elif ok:
+            assembly.place(cid, dict(pairs[1:])[cid])
+    np.testing.assert_array_equal(assembly.result(), arr)
 
 
 def test_bad_buffers_and_ranges_are_typed_errors() -> None:
@@ -86,7 +110,7 @@ def test_bad_buffers_and_ranges_are_typed_errors() -> None:
         digests(np.zeros(64, dtype=np.uint32), [0], 64)
     with pytest.raises(InputError, match="contiguous"):
         digests(np.zeros(256, dtype=np.uint8)[::2], [0], 64)
-    with pytest.raises(InputError, match="pass the buffer"):
+    with pytest.raises(InputError, match="pass its"):
         digests(np.zeros(128, dtype=np.uint8), [0, 100], 64)
 
 

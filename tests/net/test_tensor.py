@@ -116,3 +116,18 @@ def test_assembly_fills_repeated_blocks_in_any_order_and_rejects_misfits() -> No
         misfit.place(cid, tb.blocks[cid] + b"x")
     with pytest.raises(IntegrityError, match="chunk layout"):
         misfit.result()
+
+
+def test_assembly_slots_open_once_per_unfilled_block_of_the_right_size() -> None:
+    arr = np.zeros(3 * 1024 + 10, dtype=np.uint8)  # blocks 0-2 identical, block 3 of 10 bytes
+    arr[-10:] = 7
+    tb = chunk_tensor(arr, chunk_size=1024)
+    zero, last = tb.manifest.blocks[0], tb.manifest.blocks[3]
+    assembly = TensorAssembly(tb.manifest)
+    assert assembly.slot(zero, 1024) == 0 and assembly.slot(last, 10) == 3 * 1024
+    assert assembly.slot(zero, 10) is None and assembly.slot(compute_cid(b"other"), 1024) is None
+    assembly.out[:1024] = 0  # staged there by a verifier, then judged genuine
+    assembly.commit(zero)
+    assert assembly.slot(zero, 1024) is None  # filled: a late duplicate cannot overwrite it
+    assembly.place(last, tb.blocks[last])
+    np.testing.assert_array_equal(assembly.result(), arr)

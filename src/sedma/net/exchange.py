@@ -38,7 +38,7 @@ from sedma.net.cid import validate_cid
 from sedma.net.sha256_lanes import LANES, MIN_BATCH, load_in_background
 from sedma.net.store import BlockStore
 from sedma.net.types import Blob, PeerError, PeerInfo, ProtocolError, RequestFn
-from sedma.net.verify import BatchVerifier
+from sedma.net.verify import BatchVerifier, Staging
 
 log = logging.getLogger(__name__)
 
@@ -212,12 +212,14 @@ class BlockExchange:
         *,
         on_block: BlockSink | None = None,
         store_later: bool = False,
+        staging: Staging | None = None,
     ) -> dict[str, Blob]:
         """Every block of ``cids``, verified, from the store or the providers; PeerError if any is missing.
 
         ``on_block`` sees each block as soon as it is verified (and stored, unless
         ``store_later``: then the blocks are written after the fetch returns), so a consumer
-        can use it while the others are still on their way.
+        can use it while the others are still on their way; a block checked in place in
+        ``staging`` (the consumer's own buffer) is committed there instead.
         """
         wanted = list(dict.fromkeys(validate_cid(c) for c in cids))
         local: dict[str, Blob] = {c: d for c in wanted if (d := self.store.get(c)) is not None}
@@ -226,7 +228,7 @@ class BlockExchange:
                 on_block(cid, data)
         to_store: list[tuple[str, Blob]] = []
         accept = functools.partial(self._accept, on_block, to_store if store_later else None)
-        state = _Fetch([c for c in wanted if c not in local], BatchVerifier(accept))
+        state = _Fetch([c for c in wanted if c not in local], BatchVerifier(accept, staging=staging))
         if len(state.pending) >= MIN_BATCH:
             load_in_background()  # the multi-buffer kernel, for this fetch's later batches or the next
         if state.pending:
@@ -362,15 +364,19 @@ class BlockExchange:
         return data
 
     def _accept(
-        self, sink: BlockSink | None, to_store: list[tuple[str, Blob]] | None, blocks: list[tuple[str, Blob]]
+        self,
+        sink: BlockSink | None,
+        to_store: list[tuple[str, Blob]] | None,
+        blocks: list[tuple[str, Blob]],
+        committed: list[bool],
     ) -> None:
         """Verified blocks (in the verifier's thread): into the store now or later, then the sink."""
-        for cid, data in blocks:
+        for (cid, data), done in zip(blocks, committed, strict=True):
             if to_store is None:
                 self.store.put(cid, data, verify=False)
             else:
                 to_store.append((cid, data))
-            if sink is not None:
+            if sink is not None and not done:
                 sink(cid, data)
 
     def _store_in_background(self, blocks: list[tuple[str, Blob]]) -> None:

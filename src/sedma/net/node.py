@@ -348,9 +348,8 @@ class Node:
         manifest, providers = await self._manifest(cid)
         # Every block was checked against its CID on arrival (exchange) or on put (store); each
         # is copied into the output as soon as it is, while the others are still arriving.
-        # The blocks reach the store after the tensor is returned (exchange.flush() waits).
         assembly = TensorAssembly(manifest)
-        await self._fetch(list(manifest.blocks), providers, on_block=assembly.place, store_later=True)
+        await self._fetch(list(manifest.blocks), providers, on_block=assembly.place, staging=assembly)
         return assembly.result()
 
     async def fetch_blocks(self, cid: str) -> tuple[Manifest, dict[str, Blob]]:
@@ -393,10 +392,16 @@ class Node:
         providers: list[PeerInfo],
         *,
         on_block: BlockSink | None = None,
-        store_later: bool = False,
+        staging: TensorAssembly | None = None,
     ) -> dict[str, Blob]:
-        """Blocks from the TOPK providers by the strategy, then from all if those fail."""
-        fetch = functools.partial(self.exchange.fetch, on_block=on_block, store_later=store_later)
+        """Blocks from the TOPK providers by the strategy, then from all if those fail.
+
+        With ``staging`` (a tensor's assembly) blocks are checked in place in its output and
+        reach the store after the fetch returns (``exchange.flush()`` waits for that).
+        """
+        fetch = functools.partial(
+            self.exchange.fetch, on_block=on_block, staging=staging, store_later=staging is not None
+        )
         if all(self.store.has(c) for c in cids):
             return await fetch(cids, [])
         stats = self._candidates(providers, cids[0])

@@ -140,9 +140,9 @@ def _pass(compress: Callable[..., None], buf: U8, offs: I64, length: int) -> lis
 def digests(buf: U8, offsets: Sequence[int], length: int) -> list[bytes]:
     """SHA-256 digests of ``buf[o : o + length]`` for every offset, 16 messages per SIMD pass."""
     if buf.ndim != 1 or buf.dtype != np.uint8 or not buf.flags.c_contiguous:
-        raise InputError(f"digests: buffer must be contiguous 1-D uint8, got {buf.dtype} of shape {buf.shape}")
+        raise InputError(f"digests: buffer must be contiguous 1-D uint8, got {buf.dtype} {buf.shape}")
     if length < 0 or any(o < 0 or o + length > buf.size for o in offsets):
-        raise InputError(f"digests: messages of {length} B at {list(offsets)[:4]}… pass the buffer's {buf.size} B")
+        raise InputError(f"digests: {length} B messages at {list(offsets)[:4]}… pass its {buf.size} B")
     compress = _kernel.compress
     out: list[bytes] = []
     for start in range(0, len(offsets), LANES):

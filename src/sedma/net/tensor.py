@@ -169,6 +169,32 @@ class TensorAssembly:
             self.out[start:end] = view
             self._filled[index] = True
 
+    def slot(self, cid: str, size: int) -> int | None:
+        """Byte offset where an unchecked block of ``size`` bytes may be staged for its CID check.
+
+        Its first position, when that is still unfilled and of that size; None otherwise. Only
+        one thread may stage and commit (the exchange's verifier, one batch at a time).
+        """
+        at = self._at.get(cid)
+        if not at or self._filled[at[0]]:
+            return None
+        start = at[0] * self.manifest.chunk_size
+        return start if min(start + self.manifest.chunk_size, self.manifest.nbytes) - start == size else None
+
+    def commit(self, cid: str) -> None:
+        """A block staged at :meth:`slot` passed its check: copy it to its other positions, mark them."""
+        chunk, total = self.manifest.chunk_size, self.manifest.nbytes
+        first, *repeats = self._at[cid]
+        start = first * chunk
+        view = self.out[start : min(start + chunk, total)]
+        self._filled[first] = True
+        for index in repeats:
+            if min(index * chunk + chunk, total) - index * chunk != view.size:
+                self.misfits.append(cid)
+                continue
+            self.out[index * chunk : index * chunk + view.size] = view
+            self._filled[index] = True
+
     def result(self) -> np.ndarray[Any, Any]:
         """The assembled tensor; :class:`IntegrityError` if a block misfit or never came."""
         if self.misfits:

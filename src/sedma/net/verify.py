@@ -13,6 +13,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from sedma.net import sha256_lanes
 from sedma.net.cid import CID
@@ -20,8 +24,9 @@ from sedma.net.types import Blob
 
 # True: matches its CID; False: does not; None: not judged (the batch's accept step failed).
 Verdict = Callable[[bool | None], None]
-# Runs in the worker thread on the blocks that passed (store them, hand them to a sink).
-Accept = Callable[[list[tuple[str, Blob]]], None]
+# Runs in the worker thread on the blocks that passed (store them, hand them to a sink), with
+# whether each was already committed in the staging buffer.
+Accept = Callable[[list[tuple[str, Blob]], list[bool]], None]
 
 
 @dataclass(slots=True)
@@ -31,17 +36,61 @@ class _Check:
     done: Verdict
 
 
-def check_batch(blocks: list[tuple[str, Blob]]) -> list[bool]:
-    """Whether each block hashes to its CID's sha2-256 digest (equal lengths share SIMD passes)."""
-    digests = sha256_lanes.digest_many([data for _, data in blocks])
-    return [CID.parse(cid).digest == d for (cid, _), d in zip(blocks, digests, strict=True)]
+class Staging(Protocol):
+    """Where blocks may be checked in place: a tensor's output array (:class:`TensorAssembly`)."""
+
+    out: npt.NDArray[np.uint8]
+
+    def slot(self, cid: str, size: int) -> int | None: ...
+
+    def commit(self, cid: str) -> None: ...
+
+
+def check_batch(
+    blocks: list[tuple[str, Blob]], staging: Staging | None = None
+) -> tuple[list[bool], list[bool]]:
+    """Whether each block hashes to its CID's sha2-256 digest, and which were checked in ``staging``.
+
+    Equal-length blocks share SIMD passes; with ``staging``, a block whose slot is still open is
+    copied there and hashed in place (one copy instead of a copy to a scratch buffer and then
+    to the output), so a block that fails leaves only an unfilled slot behind.
+    """
+    slots = _stage(blocks, staging) if staging is not None and sha256_lanes.available() else {}
+    found: dict[int, bytes] = {}
+    if slots and staging is not None:
+        by_len: dict[int, list[int]] = {}
+        for i in slots:
+            by_len.setdefault(len(blocks[i][1]), []).append(i)
+        for length, idx in by_len.items():
+            digests = sha256_lanes.digests(staging.out, [slots[i] for i in idx], length)
+            found.update(zip(idx, digests, strict=True))
+    rest = [i for i in range(len(blocks)) if i not in found]
+    found.update(zip(rest, sha256_lanes.digest_many([blocks[i][1] for i in rest]), strict=True))
+    verdicts = [CID.parse(cid).digest == found[i] for i, (cid, _) in enumerate(blocks)]
+    return verdicts, [i in slots for i in range(len(blocks))]
+
+
+def _stage(blocks: list[tuple[str, Blob]], staging: Staging) -> dict[int, int]:
+    """Copy each block whose slot is open into it (first copy of a CID only): index -> offset."""
+    slots: dict[int, int] = {}
+    claimed: set[str] = set()
+    for i, (cid, data) in enumerate(blocks):
+        at = None if cid in claimed else staging.slot(cid, len(data))
+        if at is not None:
+            staging.out[at : at + len(data)] = np.frombuffer(data, dtype=np.uint8)
+            slots[i] = at
+            claimed.add(cid)
+    return slots
 
 
 class BatchVerifier:
     """Queues received blocks and checks them in batches, one batch at a time, off the loop."""
 
-    def __init__(self, accept: Accept, *, full: int = sha256_lanes.LANES) -> None:
+    def __init__(
+        self, accept: Accept, *, staging: Staging | None = None, full: int = sha256_lanes.LANES
+    ) -> None:
         self.accept = accept
+        self.staging = staging
         self.full = full
         self.queue: list[_Check] = []
         self.running = 0  # blocks in the batch being checked
@@ -81,10 +130,13 @@ class BatchVerifier:
             check.done(ok)
 
     def _check_and_accept(self, blocks: list[tuple[str, Blob]]) -> list[bool]:
-        verdicts = check_batch(blocks)
-        good = [b for b, ok in zip(blocks, verdicts, strict=True) if ok]
+        verdicts, in_place = check_batch(blocks, self.staging)
+        for (cid, _), ok, placed in zip(blocks, verdicts, in_place, strict=True):
+            if ok and placed and self.staging is not None:
+                self.staging.commit(cid)
+        good = [(b, placed) for b, ok, placed in zip(blocks, verdicts, in_place, strict=True) if ok]
         if good:
-            self.accept(good)
+            self.accept([b for b, _ in good], [placed for _, placed in good])
         return verdicts
 
     async def drain(self, *, poke: Callable[[], None]) -> None:
