@@ -84,10 +84,12 @@ def _read_one(
     adc_hi: F32,
     levels: float,
     exact: bool,
+    row_of: Any,
     raw: F32,
     dx: F32,
 ) -> None:  # pragma: no cover - compiled by numba; pinned against the BLAS path in tests
-    """Per tile row: y = Wx + σ·sqrt(S(x∘x))·z, the tile's ADC (as ``TileGroup.adc_``), and D x."""
+    """Per tile row: y = Wx + σ·sqrt(S(x∘x))·z, the tile's ADC (as ``TileGroup.adc_``), and D x,
+    added into matrix row ``row_of[kk, i]`` of ``raw`` and ``dx`` (m,); padded rows (< 0) are skipped."""
     k, t = x.shape
     zero = np.float32(0.0)
     lv = np.float32(levels)
@@ -98,6 +100,9 @@ def _read_one(
         inv = np.float32(1.0) / step if step > zero else np.float32(1.0)
         xk = x[kk]
         for i in range(t):
+            row = row_of[kk, i]
+            if row < 0:
+                continue
             # Row slices keep each inner loop a unit-stride reduction that numba vectorises.
             w, dv, sv = wa[kk, i], d16[kk, i], s16[kk, i]
             aw = zero
@@ -121,8 +126,9 @@ def _read_one(
                 c = np.rint((y - lo) * inv)
                 c = min(max(c, zero), lv)
                 y = c * step + lo
-            raw[kk, i] = y
-            dx[kk, i] = ad * d_scale[kk, i]
+            raw[row] += y
+            if exact:
+                dx[row] += ad * d_scale[kk, i]
 
 
 def _gather(xs: F32, cols: Any, levels: float, x: F32, sq: F32) -> None:  # pragma: no cover - compiled

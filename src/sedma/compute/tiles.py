@@ -29,9 +29,8 @@ from sedma.compute.sampling import NormalSource
 
 F32 = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.intp]
-# Reused per-read buffers of one tile group: [W; D] x (k, 2t, B), raw, D x (one vector), x∘x and
-# the tile inputs x (k, t, B).
-Scratch = tuple[F32, F32, F32, F32, F32]
+# Reused per-read buffers of one tile group: [W; D] x (k, 2t, B), raw, x∘x and the tile inputs x (k, t, B).
+Scratch = tuple[F32, F32, F32, F32]
 
 
 @dataclass(slots=True)
@@ -86,9 +85,12 @@ class TileGroup:
         DAC, gather and x∘x in one pass; after the GEMMs noise, ADC and the sum into matrix rows
         in another, adding into ``acc`` (raw, and with ``exact`` D x). Same numbers as the numpy path.
         """
-        t, (y, raw, _, sq, x) = self.tile, buf
+        t, (y, raw, sq, x) = self.tile, buf
         bits = self.dac_bits - self.signed  # as converters.dac; 0 bits: an ideal DAC
         kernels.gather(xs, self.cols, float((1 << bits) - 1) if self.dac_bits > 0 else 0.0, x, sq)
+        if xs.shape[1] == 1:
+            self._read_one(x, exact, normals, acc)
+            return
         np.matmul(self.wa, x, out=y) if exact else np.matmul(self.w, x, out=y[:, :t])
         sigma = self.device.read_noise
         z = raw
@@ -142,7 +144,7 @@ class TileGroup:
         (exact in distribution for independent per-cell noise G(1 + σz)); with ``exact``,
         D x = (Â − W)x, the static error the correction cancels, comes from the same matmul.
         """
-        t, (y, raw, _, sq, _) = self.tile, buf
+        t, (y, raw, sq, _) = self.tile, buf
         wx = np.matmul(self.wa, x, out=y)[:, :t] if exact else np.matmul(self.w, x, out=y[:, :t])
         sigma = self.device.read_noise
         if sigma > 0.0:
@@ -156,21 +158,18 @@ class TileGroup:
         self.adc_(raw)
         return (raw, y[:, t:]) if exact else (raw, None)
 
-    def read_one_into(
-        self, x: F32, exact: bool, normals: NormalSource, buf: Scratch
-    ) -> tuple[F32, F32 | None]:
-        """:meth:`read_into` for one vector (B = 1) in one compiled pass (:mod:`sedma.compute.kernels`)."""
+    def _read_one(self, x: F32, exact: bool, normals: NormalSource, acc: list[F32]) -> None:
+        """One vector (B = 1) in one compiled pass over W and 16-bit D and S (:func:`kernels.read_one`)."""
         if self.packed is None:
             self.packed = kernels.pack(self.d, self.s)
         k, t, pk = self.blocks, self.tile, self.packed
-        _, raw, dx, _, _ = buf
-        z = normals.normal((k, t)) if self.device.read_noise > 0.0 else raw.reshape(k, t)
+        z = normals.normal((k, t)) if self.device.read_noise > 0.0 else x.reshape(k, t)
         levels = float((1 << self.adc_bits) - 1) if self.adc_bits > 0 else 0.0
+        raw, dx = acc[0][:, 0], acc[1 if exact else 0][:, 0]
         kernels.read_one(
             self.wa, pk.d16, pk.d_scale, pk.s16, pk.s_scale, x.reshape(k, t), z, self.device.read_noise,
-            self.adc_lo, self.adc_hi, levels, exact, raw.reshape(k, t), dx.reshape(k, t),
+            self.adc_lo, self.adc_hi, levels, exact, self.row_of, raw, dx,
         )  # fmt: skip
-        return raw, (dx if exact else None)
 
     def faithful_xtilde(self, x: F32, rng: np.random.Generator) -> F32:
         """Σ_j E_ij e_ij with x̃_ij = x_j + e_ij drawn per cell (the faithful correction mode)."""
@@ -251,8 +250,7 @@ class Shard:
             k, t = g.blocks, g.tile
             f32 = np.float32
             y, raw, sq, x = (np.empty((k, r * t, b), f32) for r in (2, 1, 1, 1))
-            dx = np.empty((k, t, b if b == 1 else 0), f32)  # B > 1 reads D x straight from y
-            self._scratch[(i, b)] = (y, raw, dx, sq, x)
+            self._scratch[(i, b)] = (y, raw, sq, x)
         return self._scratch[(i, b)]
 
     def _group_read(self, i: int, g: TileGroup, xs: F32, exact: bool, faithful: bool) -> list[F32]:
@@ -262,22 +260,21 @@ class Shard:
             yy, raw = self._gpu_read(g, x, exact)
             parts = [raw, yy[:, g.tile :]] if exact else [raw]
         else:
-            read = g.read_one_into if xs.shape[1] == 1 and kernels.AVAILABLE else g.read_into
-            raw, dx = read(x, exact, self._normals, self._buffer(i, g, xs.shape[1]))
+            raw, dx = g.read_into(x, exact, self._normals, self._buffer(i, g, xs.shape[1]))
             parts = [raw] if dx is None else [raw, dx]
         if faithful:
             parts.append(g.faithful_xtilde(x, self.rng))
         return [g.outputs(part) for part in parts]
 
-    def _fused(self, xs: F32, exact: bool) -> bool:
-        """Compiled batched passes: numba present, a batch, on the host, no per-cell x̃ draws."""
-        return kernels.AVAILABLE and xs.shape[1] > 1 and not self.backend.on_gpu
+    def _fused(self) -> bool:
+        """Compiled passes: numba present, on the host (the caller excludes per-cell x̃ draws)."""
+        return kernels.AVAILABLE and not self.backend.on_gpu
 
     def read(self, xs: F32, exact: bool, faithful: bool) -> ShardOut:
         """One read of scaled inputs (n, B): raw analog output and, for correction, (Â − W) x̂."""
         parts = (2 + faithful) if exact else 1
         total: list[F32] = []
-        if not faithful and self._fused(xs, exact):
+        if not faithful and self._fused():
             total = [np.zeros((self.rows, xs.shape[1]), np.float32) for _ in range(parts)]
             with self._lock:
                 for i, g in enumerate(self.groups):
