@@ -23,6 +23,7 @@ from sedma.net.cid import CID
 from sedma.net.types import Blob
 
 # True: matches its CID; False: does not; None: not judged (the batch's accept step failed).
+INLINE_BYTES = 64 * 1024  # one or two blocks this small are checked on the loop (a manifest)
 Verdict = Callable[[bool | None], None]
 # Runs in the worker thread on the blocks that passed (store them, hand them to a sink), with
 # whether each was already committed in the staging buffer.
@@ -120,8 +121,12 @@ class BatchVerifier:
 
     async def _run(self, batch: list[_Check]) -> None:
         verdicts: list[bool | None] = [None] * len(batch)
+        blocks = [(c.cid, c.data) for c in batch]
         try:
-            verdicts = list(await asyncio.to_thread(self._check_and_accept, [(c.cid, c.data) for c in batch]))
+            if len(blocks) <= 2 and sum(len(data) for _, data in blocks) <= INLINE_BYTES:
+                verdicts = list(self._check_and_accept(blocks))  # µs of work: a thread hop costs more
+            else:
+                verdicts = list(await asyncio.to_thread(self._check_and_accept, blocks))
         except Exception as exc:  # handed to the fetch, which raises it
             self.error = exc
         finally:
