@@ -16,6 +16,7 @@ per pair of groups.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -71,16 +72,22 @@ def _unary_floor(problem: Problem, groups: Ints) -> Floats:
     return np.stack([extra[:, groups == k].min(axis=1) for k in range(g)], axis=1)
 
 
-def _half(problem: Problem, idx: Ints, link: Floats, unary: Floats) -> _Half:
-    G, h = len(link), len(idx)
+@functools.lru_cache(maxsize=64)
+def _digits(G: int, h: int) -> tuple[Ints, Floats]:
+    """Every assignment of h agents to G groups (code = Σ d_j·G^j) and its one-hot (G, N, h)."""
     digits = (np.arange(G**h)[:, None] // G ** np.arange(h)[None, :]) % G
     onehot = np.stack([(digits == k).astype(np.float64) for k in range(G)])
+    digits.setflags(write=False)
+    onehot.setflags(write=False)
+    return digits, onehot
+
+
+def _half(problem: Problem, idx: Ints, link: Floats, unary: Floats) -> _Half:
+    digits, onehot = _digits(len(link), len(idx))
     T = problem.traffic[np.ix_(idx, idx)]
-    cost = unary[idx[None, :], digits].sum(axis=1)
-    for a in range(G):
-        for b in range(G):
-            if link[a, b] > 0:
-                cost += 0.5 * link[a, b] * ((onehot[a] @ T) * onehot[b]).sum(axis=1)
+    # Σ_{i<j} T_ij·link[d_i, d_j] = ½ Σ_b Σ_j onehot[b]_j · (Σ_a link[a, b]·(onehot[a] @ T))_j
+    toward = np.tensordot(link, onehot @ T, axes=(0, 0))
+    cost = unary[idx[None, :], digits].sum(axis=1) + 0.5 * (toward * onehot).sum(axis=(0, 2))
     return _Half(
         digits=digits,
         onehot=onehot,
@@ -94,10 +101,7 @@ def _memory_floor(problem: Problem, nodes: Ints, x: Floats) -> Floats:
     """λ times the fractional knapsack of ``x`` bytes over ``nodes`` (largest first)."""
     caps = np.sort(problem.cap_mem[nodes])[::-1]
     before = np.cumsum(caps) - caps
-    out = np.zeros_like(x)
-    for cap, start in zip(caps, before, strict=True):
-        out += np.clip(x - start, 0.0, cap) / cap
-    return problem.lam * out
+    return np.asarray(problem.lam * (np.clip(x[..., None] - before, 0.0, caps) / caps).sum(axis=-1))
 
 
 def _block(problem: Problem, groups: Ints, one: _Half, two: _Half, w: Floats, limits: _Limits) -> _Found:
@@ -135,9 +139,12 @@ class _Limits:
 _Found = tuple[Ints, Ints, Floats]
 
 
-def group_candidates(problem: Problem, groups: Ints, cutoff: float) -> GroupCandidates:
-    """Every group assignment with LB(S) < cutoff (at most CANDIDATE_LIMIT), by increasing LB."""
-    link = group_link_floor(problem, groups)
+def group_candidates(
+    problem: Problem, groups: Ints, cutoff: float, *, link: Floats | None = None
+) -> GroupCandidates:
+    """Every group assignment with LB(S) < cutoff (at most CANDIDATE_LIMIT), by increasing LB;
+    ``link`` is :func:`group_link_floor` when the caller has it."""
+    link = group_link_floor(problem, groups) if link is None else link
     unary = _unary_floor(problem, groups)
     idx1, idx2 = np.array_split(np.arange(problem.n), 2)
     one, two = _half(problem, idx1, link, unary), _half(problem, idx2, link, unary)
@@ -281,7 +288,7 @@ class _GroupFirst:
         lay = self.layout(pb)
         if lay.count < 2 or lay.count**pb.n > ENUM_LIMIT or not lay.uniform:
             return self._plain(pb, cutoff)
-        cand = group_candidates(pb, lay.groups, cutoff)
+        cand = group_candidates(pb, lay.groups, cutoff, link=lay.link)
         if lay.count == pb.m and len(cand.lb):  # single-node groups: LB(S) is Eq. 11 itself
             return np.concatenate(lay.members)[cand.assign[0]], float(cand.lb[0])
         best: _Solution | None = None
