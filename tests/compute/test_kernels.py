@@ -32,10 +32,16 @@ def test_pack_keeps_d_and_s_within_half_a_code_of_their_row() -> None:
 
 
 def _reads(
-    a: np.ndarray, xs: list[np.ndarray], dev: Device | str, *, kernel: bool, mp: pytest.MonkeyPatch
+    a: np.ndarray,
+    xs: list[np.ndarray],
+    dev: Device | str,
+    *,
+    kernel: bool,
+    mp: pytest.MonkeyPatch,
+    scaling: str = "minmax",
 ) -> np.ndarray:
     mp.setattr(kernels, "AVAILABLE", kernel)
-    pm = program(a, device=dev, tile=128, seed=3, config=CrossbarConfig(shards=1))
+    pm = program(a, device=dev, tile=128, seed=3, config=CrossbarConfig(shards=1, scaling=scaling))
     out = []
     for x in xs:
         r = pm.read(x, correction="full", lam=0.0)
@@ -44,18 +50,21 @@ def _reads(
     return np.stack(out)
 
 
-def test_one_vector_kernel_agrees_with_the_blas_read(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("scaling", ["minmax", "absmax"])
+def test_one_vector_kernel_agrees_with_the_blas_read(scaling: str, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(1)
-    a = rng.random((300, 500))  # padded tiles: 3 × 4 blocks of 128, the last ones partly empty
-    xs = [rng.random(500) for _ in range(5)]
+    # minmax: every G⁻ at Gmin, S comes from W; absmax: signed weights, S from its 16-bit codes.
+    a = rng.random((300, 500)) if scaling == "minmax" else rng.standard_normal((300, 500))
+    xs = [rng.random(500) for _ in range(5)]  # padded tiles: 3 × 4 blocks of 128, the last partly empty
     ideal_adc = with_overrides(get_device("TaOx-HfOy"), adc_bits=0)
+    kw = {"mp": monkeypatch, "scaling": scaling}
     # Same seed, same normal draws: without an ADC both paths give the same numbers to rounding.
-    fast = _reads(a, xs, ideal_adc, kernel=True, mp=monkeypatch)
-    blas = _reads(a, xs, ideal_adc, kernel=False, mp=monkeypatch)
+    fast = _reads(a, xs, ideal_adc, kernel=True, **kw)  # type: ignore[arg-type]
+    blas = _reads(a, xs, ideal_adc, kernel=False, **kw)  # type: ignore[arg-type]
     np.testing.assert_allclose(fast, blas, rtol=2e-5, atol=1e-3)
     # With the 8-bit ADC a different summation order may move a value across a code boundary.
-    fast = _reads(a, xs, "TaOx-HfOy", kernel=True, mp=monkeypatch)
-    blas = _reads(a, xs, "TaOx-HfOy", kernel=False, mp=monkeypatch)
+    fast = _reads(a, xs, "TaOx-HfOy", kernel=True, **kw)  # type: ignore[arg-type]
+    blas = _reads(a, xs, "TaOx-HfOy", kernel=False, **kw)  # type: ignore[arg-type]
     moved = ~np.isclose(fast, blas, rtol=2e-5, atol=1e-3)
     assert moved.mean() < 0.01
     assert np.abs(fast - blas).max() < 0.01 * np.abs(blas).max()
@@ -86,6 +95,20 @@ def test_batched_compiled_passes_give_the_numpy_path_numbers(
         # The same float32 operations in the same order, the same draws: equal to summation rounding.
         np.testing.assert_allclose(fast.raw, ref.raw, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(fast.first_order, ref.first_order, rtol=1e-6, atol=1e-6)
+
+
+def test_s_is_derived_from_w_only_when_every_minus_side_sits_at_gmin() -> None:
+    rng = np.random.default_rng(5)
+    for scaling, a, derived in (
+        ("minmax", rng.random((64, 64)), True),
+        ("absmax", rng.normal(size=(64, 64)), False),
+    ):
+        pm = program(a, device="TaOx-HfOy", tile=32, seed=1, config=CrossbarConfig(shards=1, scaling=scaling))
+        assert isinstance(pm.executor, LocalExecutor)
+        g = pm.executor.shards[0].groups[0]
+        pk = kernels.pack(g.d, g.s, g.w, g.device.g_min / g.device.span)
+        assert pk.s_from_w is derived
+        assert pk.s16.size == (0 if derived else g.s.size)
 
 
 def test_kernel_read_noise_has_the_per_cell_variance(monkeypatch: pytest.MonkeyPatch) -> None:

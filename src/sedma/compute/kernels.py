@@ -44,12 +44,18 @@ AVAILABLE = _numba is not None
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """D and S of a tile group as 16-bit codes with one scale per tile row (value ≈ code · scale)."""
+    """D and S of a tile group as 16-bit codes with one scale per tile row (value ≈ code · scale).
+
+    With ``s_from_w`` every G⁻ is at Gmin (unsigned inputs: the minus side is never pulsed), so
+    S = (g0 + W)² + g0² exactly and the kernel derives it from W: no S codes are kept or read.
+    """
 
     d16: I16
     d_scale: F32
     s16: U16
     s_scale: F32
+    s_from_w: bool = False
+    g0: float = 0.0
 
 
 def _codes(v: F32, top: float, dtype: type[np.integer[Any]]) -> tuple[npt.NDArray[Any], F32]:
@@ -64,9 +70,26 @@ def _codes(v: F32, top: float, dtype: type[np.integer[Any]]) -> tuple[npt.NDArra
     return codes, scale
 
 
-def pack(d: F32, s: F32) -> Packed:
-    """16-bit row-scaled copies of D (signed) and S (non-negative), both (k, t, t)."""
+def _s_is_from_w(w: F32, s: F32, g0: float) -> bool:
+    """Whether S = (g0 + W)² + g0² (every G⁻ at Gmin), checked one tile at a time."""
+    g = np.float32(g0)
+    for wt, st in zip(w, s, strict=True):
+        derived = np.square(g + wt)
+        derived += g * g
+        if not np.allclose(derived, st, rtol=1e-6, atol=0.0):
+            return False
+    return True
+
+
+def pack(d: F32, s: F32, w: F32 | None = None, g0: float = 0.0) -> Packed:
+    """16-bit row-scaled copies of D (signed) and S (non-negative), all (k, t, t).
+
+    Given W and g0 = Gmin/(Gmax − Gmin), S is not packed when it is (g0 + W)² + g0².
+    """
     d16, d_scale = _codes(d, 32767.0, np.int16)
+    if w is not None and _s_is_from_w(w, s, g0):
+        empty = np.zeros((0, 0, 0), dtype=np.uint16)
+        return Packed(d16, d_scale, empty, np.zeros((0, 0), dtype=np.float32), True, g0)
     s16, s_scale = _codes(s, 65535.0, np.uint16)
     return Packed(d16, d_scale, s16, s_scale)
 
@@ -77,6 +100,8 @@ def _read_one(
     d_scale: F32,
     s16: U16,
     s_scale: F32,
+    s_from_w: bool,
+    g0: float,
     x: F32,
     z: F32,
     sigma: float,
@@ -89,7 +114,11 @@ def _read_one(
     dx: F32,
 ) -> None:  # pragma: no cover - compiled by numba; pinned against the BLAS path in tests
     """Per tile row: y = Wx + σ·sqrt(S(x∘x))·z, the tile's ADC (as ``TileGroup.adc_``), and D x,
-    added into matrix row ``row_of[kk, i]`` of ``raw`` and ``dx`` (m,); padded rows (< 0) are skipped."""
+    added into matrix row ``row_of[kk, i]`` of ``raw`` and ``dx`` (m,); padded rows (< 0) are skipped.
+    With ``s_from_w``, S = (g0 + W)² + g0² from W itself (6 bytes a cell read instead of 8)."""
+    if s_from_w:
+        _read_one_unsigned(wa, d16, d_scale, g0, x, z, sigma, adc_lo, adc_hi, levels, exact, row_of, raw, dx)
+        return
     k, t = x.shape
     zero = np.float32(0.0)
     lv = np.float32(levels)
@@ -122,6 +151,62 @@ def _read_one(
             y = aw
             if sigma > 0.0:
                 y = aw + np.sqrt(av * s_scale[kk, i]) * z[kk, i] * sg
+            if levels > 0.0:
+                c = np.rint((y - lo) * inv)
+                c = min(max(c, zero), lv)
+                y = c * step + lo
+            raw[row] += y
+            if exact:
+                dx[row] += ad * d_scale[kk, i]
+
+
+def _read_one_unsigned(
+    wa: F32,
+    d16: I16,
+    d_scale: F32,
+    g0: float,
+    x: F32,
+    z: F32,
+    sigma: float,
+    adc_lo: F32,
+    adc_hi: F32,
+    levels: float,
+    exact: bool,
+    row_of: Any,
+    raw: F32,
+    dx: F32,
+) -> None:  # pragma: no cover - compiled; pinned against the BLAS path in tests
+    """:func:`_read_one` when S = (g0 + W)² + g0²: Σ S x² = Σ (g0 + W)² x² + g0² Σ x²."""
+    k, t = x.shape
+    zero = np.float32(0.0)
+    lv = np.float32(levels)
+    sg = np.float32(sigma)
+    g = np.float32(g0)
+    for kk in range(k):
+        lo = adc_lo[kk]
+        step = (adc_hi[kk] - lo) / lv if levels > 0.0 else np.float32(1.0)
+        inv = np.float32(1.0) / step if step > zero else np.float32(1.0)
+        xk = x[kk]
+        x2 = zero
+        for j in range(t):
+            x2 += xk[j] * xk[j]
+        for i in range(t):
+            row = row_of[kk, i]
+            if row < 0:
+                continue
+            w, dv = wa[kk, i], d16[kk, i]
+            aw = zero
+            ad = zero
+            av = zero
+            for j in range(t):
+                xj = xk[j]
+                gw = g + w[j]
+                aw += w[j] * xj
+                ad += np.float32(dv[j]) * xj
+                av += (gw * gw) * (xj * xj)
+            y = aw
+            if sigma > 0.0:
+                y = aw + np.sqrt(av + g * g * x2) * z[kk, i] * sg
             if levels > 0.0:
                 c = np.rint((y - lo) * inv)
                 c = min(max(c, zero), lv)
@@ -199,6 +284,9 @@ def _finish(
 if _numba is not None:
     # reassoc lets the reductions vectorise; nsz/contract allow FMA. No finite-math assumptions.
     _flags = {"reassoc", "nsz", "contract"}
+    _read_one_unsigned = _numba.njit(fastmath=_flags, boundscheck=False, nogil=True, cache=True)(
+        _read_one_unsigned
+    )
     read_one = _numba.njit(fastmath=_flags, boundscheck=False, nogil=True, cache=True)(_read_one)
     # The batched passes keep numpy's rounding exactly (no fastmath): the same seed gives the same numbers.
     gather = _numba.njit(boundscheck=False, nogil=True, cache=True)(_gather)

@@ -161,13 +161,14 @@ class TileGroup:
     def _read_one(self, x: F32, exact: bool, normals: NormalSource, acc: list[F32]) -> None:
         """One vector (B = 1) in one compiled pass over W and 16-bit D and S (:func:`kernels.read_one`)."""
         if self.packed is None:
-            self.packed = kernels.pack(self.d, self.s)
+            self.packed = kernels.pack(self.d, self.s, self.w, self.device.g_min / self.device.span)
         k, t, pk = self.blocks, self.tile, self.packed
         z = normals.normal((k, t)) if self.device.read_noise > 0.0 else x.reshape(k, t)
         levels = float((1 << self.adc_bits) - 1) if self.adc_bits > 0 else 0.0
         raw, dx = acc[0][:, 0], acc[1 if exact else 0][:, 0]
         kernels.read_one(
-            self.wa, pk.d16, pk.d_scale, pk.s16, pk.s_scale, x.reshape(k, t), z, self.device.read_noise,
+            self.wa, pk.d16, pk.d_scale, pk.s16, pk.s_scale, pk.s_from_w, pk.g0, x.reshape(k, t), z,
+            self.device.read_noise,
             self.adc_lo, self.adc_hi, levels, exact, self.row_of, raw, dx,
         )  # fmt: skip
 
