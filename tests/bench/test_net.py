@@ -57,3 +57,29 @@ def test_percentiles_and_config_validation() -> None:
         BenchConfig(peers=63, procs=4).validate()
     with pytest.raises(ConfigError, match="repeats"):
         BenchConfig(repeats=0).validate()
+
+
+def test_transfer_rounds_fetch_real_tensors_and_leave_their_blocks_stored(tmp_path) -> None:
+    from sedma.bench.net import measure_transfer, swarm_processes
+    from sedma.net.node import Node, NodeConfig
+
+    cfg = BenchConfig(transfer_mib=2, repeats=2)
+
+    async def floor() -> tuple[float, float, float]:
+        return 1.0, 2.0, 3.0
+
+    async def main() -> tuple[dict[str, list[float]], int]:
+        with swarm_processes(2, 2, tmp_path) as (_, addrs):
+            node = Node(NodeConfig(ephemeral=True, home=tmp_path, bootstrap=(addrs[0][0],)))
+            await node.start()
+            try:
+                out = await measure_transfer(node, addrs[1][0], cfg, floor)
+                # get_tensor stores after returning; each round awaited that before the next
+                return out, len(node.store)
+            finally:
+                await node.stop()
+
+    out, stored = asyncio.run(main())
+    assert len(out["transfer"]) == 2 and min(out["transfer"]) > 1.0
+    assert out["streams"] == [1.0, 1.0] and out["asyncio"] == [3.0, 3.0]
+    assert stored >= 3 * (2 + 1)  # every round's two 1 MiB blocks and its manifest (round 0 too)

@@ -443,6 +443,7 @@ def _summary(
         "floor_asyncio_mb_s": mb_s["asyncio"],
         "transfer_share_of_asyncio_floor": mb_s["transfer"] / mb_s["asyncio"],
         "event_loop": loop_name(),  # the loop of this process, the swarm's and the floor's
+        "sha256_lanes": sha256_lanes.available(),  # blocks checked by the multi-buffer kernel
         "rtt_ms_p50": pct(rtt)["p50"],
         "rtt_ms_p95": pct(rtt)["p95"],
         "lookup_ms_p50": live["provider_ms"]["p50"],
