@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from rich.progress import Progress
 
-from sedma.bench.deploy import BenchConfig, goals, plot, run_case
+from sedma.bench.deploy import BenchConfig, exact_sweep, goals, plot, run_case
 from sedma.deploy.local_search import LocalSearchConfig, local_search
 
 
@@ -48,3 +48,11 @@ def test_reference_is_the_classic_search_and_ours_runs_beside_it(monkeypatch: py
     assert case["self_reference"] == case["runs"][-1]["objective"]
     assert all(r["feasible"] for r in case["runs"])
     assert "30x6 <= 1 s at or below reference" in goals([case])
+
+
+def test_exact_sweep_judges_every_seed() -> None:
+    sweep = exact_sweep(BenchConfig(seed=3), size=(10, 4), seeds=3)
+    assert [r["seed"] for r in sweep["runs"]] == [3, 4, 5]
+    assert sweep["goal"] == "10x4 proven optimal <= 1 s on seeds 3-5"
+    assert sweep["met"] == all(r["proven_optimal"] and r["seconds"] <= 1.0 for r in sweep["runs"])
+    assert all(r["bound"] is not None and r["bound"] <= r["objective"] + 1e-9 for r in sweep["runs"])
