@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -99,16 +100,23 @@ def test_batched_compiled_passes_give_the_numpy_path_numbers(
 
 def test_s_is_derived_from_w_only_when_every_minus_side_sits_at_gmin() -> None:
     rng = np.random.default_rng(5)
-    for scaling, a, derived in (
-        ("minmax", rng.random((64, 64)), True),
-        ("absmax", rng.normal(size=(64, 64)), False),
-    ):
+    a = rng.random((64, 64))
+    groups = {}
+    for scaling in ("minmax", "absmax"):  # absmax programs G⁻ too (here never pulsed: a >= 0)
         pm = program(a, device="TaOx-HfOy", tile=32, seed=1, config=CrossbarConfig(shards=1, scaling=scaling))
         assert isinstance(pm.executor, LocalExecutor)
-        g = pm.executor.shards[0].groups[0]
-        pk = kernels.pack(g.d, g.s, g.w, g.device.g_min / g.device.span)
-        assert pk.s_from_w is derived
-        assert pk.s16.size == (0 if derived else g.s.size)
+        groups[scaling] = pm.executor.shards[0].groups[0]
+    # The derived S has the bits programming computes from (G⁺, G⁻ = Gmin).
+    stored = groups["absmax"]
+    np.testing.assert_array_equal(dataclasses.replace(stored, s_store=None).s, stored.s_store)
+    g = groups["minmax"]
+    assert kernels.pack(g.d, g.s_store, g.w, g.g0).s_from_w
+    signed = program(rng.normal(size=(64, 64)), device="TaOx-HfOy", tile=32, seed=1,
+                     config=CrossbarConfig(shards=1, scaling="absmax"))  # fmt: skip
+    assert isinstance(signed.executor, LocalExecutor)
+    h = signed.executor.shards[0].groups[0]
+    pk = kernels.pack(h.d, h.s_store, h.w, h.g0)
+    assert not pk.s_from_w and pk.s16.size == h.s.size
 
 
 def test_kernel_read_noise_has_the_per_cell_variance(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -96,8 +96,11 @@ def check_matrix(a: Any, *, name: str = "matrix") -> npt.NDArray[np.floating]:
     return arr
 
 
-def exact_product(a: npt.NDArray[np.floating], x: npt.NDArray[np.floating], *, rows: int = 512) -> F64:
-    """A @ x in float64, a band of rows at a time so no float64 copy of A is ever made."""
+def exact_product(
+    a: npt.NDArray[np.floating], x: npt.NDArray[np.floating], *, rows: int | None = None
+) -> F64:
+    """A @ x in float64, a band of rows at a time (≈ 1 MB of float64) so no float64 copy of A is made."""
+    rows = rows or max(1, (1 << 17) // max(1, a.shape[1]))
     xd = np.asarray(x, dtype=np.float64)
     out = np.empty((a.shape[0], *xd.shape[1:]))
     for r in range(0, a.shape[0], rows):

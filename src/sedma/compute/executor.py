@@ -47,7 +47,7 @@ class LocalExecutor:
 
     def __init__(self, shards: list[Shard], *, threads: int = 2):
         self.shards = shards
-        self.cells = sum(g.s.size for s in shards for g in s.groups)
+        self.cells = sum(g.blocks * g.tile * g.tile for s in shards for g in s.groups)
         workers = min(threads, len(shards))
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
 

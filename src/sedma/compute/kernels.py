@@ -62,32 +62,42 @@ def _codes(v: F32, top: float, dtype: type[np.integer[Any]]) -> tuple[npt.NDArra
     """Row-scaled integer codes of (k, t, t) ``v``, one tile at a time (temporaries stay 1 tile)."""
     codes = np.empty(v.shape, dtype=dtype)
     scale = np.empty(v.shape[:2], dtype=np.float32)
+    tmp = np.empty(v.shape[1:], dtype=np.float32)  # one tile of scratch, reused (peak memory)
     for i, tile in enumerate(v):
-        peak = np.abs(tile).max(axis=1)
+        peak = np.maximum(tile.max(axis=1), -tile.min(axis=1))
         sc = np.where(peak > 0.0, peak / np.float32(top), np.float32(1.0)).astype(np.float32)
-        codes[i] = np.rint(tile / sc[:, None])
+        np.divide(tile, sc[:, None], out=tmp)
+        np.rint(tmp, out=tmp)
+        codes[i] = tmp
         scale[i] = sc
     return codes, scale
 
 
 def _s_is_from_w(w: F32, s: F32, g0: float) -> bool:
-    """Whether S = (g0 + W)² + g0² (every G⁻ at Gmin), checked one tile at a time."""
+    """Whether S = (g0 + W)² + g0² (every G⁻ at Gmin), checked one tile at a time.
+
+    Programming computes S as (g0 + G⁺)² + (g0 + G⁻)² in float32 and W = G⁺ − G⁻, so with
+    G⁻ = 0 the same operations give the same bits: the check is exact equality.
+    """
     g = np.float32(g0)
+    derived = np.empty(w.shape[1:], dtype=np.float32)
     for wt, st in zip(w, s, strict=True):
-        derived = np.square(g + wt)
+        np.add(g, wt, out=derived)
+        np.square(derived, out=derived)
         derived += g * g
-        if not np.allclose(derived, st, rtol=1e-6, atol=0.0):
+        if not np.array_equal(derived, st):
             return False
     return True
 
 
-def pack(d: F32, s: F32, w: F32 | None = None, g0: float = 0.0) -> Packed:
+def pack(d: F32, s: F32 | None, w: F32 | None = None, g0: float = 0.0) -> Packed:
     """16-bit row-scaled copies of D (signed) and S (non-negative), all (k, t, t).
 
-    Given W and g0 = Gmin/(Gmax − Gmin), S is not packed when it is (g0 + W)² + g0².
+    Given W and g0 = Gmin/(Gmax − Gmin), S is not packed when it is (g0 + W)² + g0² (``s`` None:
+    known to be).
     """
     d16, d_scale = _codes(d, 32767.0, np.int16)
-    if w is not None and _s_is_from_w(w, s, g0):
+    if s is None or (w is not None and _s_is_from_w(w, s, g0)):
         empty = np.zeros((0, 0, 0), dtype=np.uint16)
         return Packed(d16, d_scale, empty, np.zeros((0, 0), dtype=np.float32), True, g0)
     s16, s_scale = _codes(s, 65535.0, np.uint16)

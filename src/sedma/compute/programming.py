@@ -45,7 +45,7 @@ class CrossbarConfig:
     shards: int = 2
     threads: int = 2
     program_threads: int | None = None
-    chunk_cells: int = 1 << 16
+    chunk_cells: int | None = None  # None: auto (1/64 of a group, 2¹²…2¹⁶ cells)
     probes: int = 4
 
     def validate(self) -> None:
@@ -59,7 +59,7 @@ class CrossbarConfig:
         if self.xtilde not in XTILDE_MODES:
             raise InputError(f"xtilde mode must be one of {XTILDE_MODES}, got {self.xtilde!r}")
         for name in ("shards", "threads", "chunk_cells", "probes"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.program_threads is not None and self.program_threads < 1:
             raise InputError(f"program_threads must be >= 1, got {self.program_threads}")
@@ -90,6 +90,15 @@ class GroupSummary:
 Chunk = tuple[int, int, int, int]  # blocks [i0, i1), rows [r0, r1)
 
 
+def auto_chunk(cells: int) -> int:
+    """Cells per programming chunk: 1/64 of the group within 2¹²…2¹⁶.
+
+    Each thread holds a few dozen chunk-sized temporaries; at 2¹⁶ cells they were ≈ 1.5 float32
+    copies of a 1024² matrix at the peak. Large groups keep 2¹⁶ (fewer Python steps per cell).
+    """
+    return min(1 << 16, max(1 << 12, cells // 64))
+
+
 def _chunks(k: int, tile: int, chunk_cells: int) -> list[Chunk]:
     """Slices of a (k, t, t) stack of about ``chunk_cells`` cells: whole blocks, or row bands."""
     per_block = tile * tile
@@ -116,7 +125,7 @@ class _ChunkOut:
 
 
 def _program_chunk(
-    wa: F32, s: F32, where: Chunk, dev: Device, cfg: CrossbarConfig, seq: np.random.SeedSequence
+    wa: F32, s: F32 | None, where: Chunk, dev: Device, cfg: CrossbarConfig, seq: np.random.SeedSequence
 ) -> _ChunkOut:
     """Write-and-verify one slice of a group: G⁺ and G⁻ of each differential pair."""
     rng = np.random.Generator(np.random.SFC64(seq))
@@ -134,7 +143,8 @@ def _program_chunk(
     sv = ((g0 + gp) ** 2 + (g0 + gn) ** 2).reshape(target.shape)
     w = (gp - gn).reshape(target.shape)
     wa[i0:i1, r0:r1, :] = w
-    s[i0:i1, r0:r1, :] = sv
+    if s is not None:  # unsigned groups re-derive S = (g0 + W)² + g0² when a batched read needs it
+        s[i0:i1, r0:r1, :] = sv
     err = w - target
     # The lower half now keeps D = Â − W, the static error itself: D x̂ is the correction's
     # (Â − W) x̂ without the cancellation of two large products.
@@ -248,8 +258,10 @@ def build_group(
     m, n = a.shape
     tile = blocks[0].tile
     wa, (cols, rows) = _stack_blocks(a, sc, blocks, tile, m, n)
-    s = np.empty((len(blocks), tile, tile), dtype=np.float32)
-    spans = _chunks(len(blocks), tile, cfg.chunk_cells)
+    signed = cfg.scaling == "absmax"
+    # Unsigned targets never pulse G⁻: S = (g0 + W)² + g0² follows from W, so it is not kept here.
+    s = np.empty((len(blocks), tile, tile), dtype=np.float32) if signed else None
+    spans = _chunks(len(blocks), tile, cfg.chunk_cells or auto_chunk(len(blocks) * tile * tile))
     seqs = [np.random.SeedSequence(seed, spawn_key=(*key, i)) for i in range(len(spans))]
     outs = []
     for out in pool.map(lambda j: _program_chunk(wa, s, spans[j], dev, cfg, seqs[j]), range(len(spans))):
@@ -257,14 +269,13 @@ def build_group(
         if on_cells is not None:
             i0, i1, r0, r1 = out.where
             on_cells((i1 - i0) * (r1 - r0) * tile)
-    signed = cfg.scaling == "absmax"
     asm = _assemble(outs, len(blocks), tile, dev, signed)
     rows_e2 = np.zeros(m + 1)
     np.add.at(rows_e2, rows.reshape(-1), asm.xvar * asm.row_e2.reshape(-1))
     colg = np.zeros(n + 1)
     np.add.at(colg, cols.reshape(-1), (dev.span * asm.col_abs + 2.0 * tile * dev.g_min).reshape(-1))
     group = TileGroup(
-        device=dev, tile=tile, wa=wa, s=s, cols=cols, scatter=_scatter(rows, m),
+        device=dev, tile=tile, wa=wa, s_store=s, cols=cols, scatter=_scatter(rows, m),
         adc_lo=asm.adc_lo, adc_hi=asm.adc_hi,
         dac_bits=dev.dac_bits if cfg.dac_bits is None else cfg.dac_bits,
         adc_bits=dev.adc_bits if cfg.adc_bits is None else cfg.adc_bits,

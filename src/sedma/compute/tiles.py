@@ -40,7 +40,9 @@ class TileGroup:
     device: Device
     tile: int
     wa: F32  # (k, 2t, t): programmed W over D = Â − W
-    s: F32  # (k, t, t): (G⁺² + G⁻²)/span²
+    # (k, t, t): ((G⁺)² + (G⁻)²)/span² (G in units of the span, g0 = Gmin/span added); None when every
+    # G⁻ sits at Gmin (unsigned inputs): then S = (g0 + W)² + g0², derived on first use (:attr:`s`).
+    s_store: F32 | None
     cols: IdxArray  # (k, t): input index of each tile column (n = the zero pad)
     scatter: sp.csr_matrix  # (m, k·t): sums tile outputs into matrix rows
     adc_lo: F32
@@ -60,6 +62,23 @@ class TileGroup:
     @property
     def blocks(self) -> int:
         return int(self.wa.shape[0])
+
+    @property
+    def g0(self) -> float:
+        return self.device.g_min / self.device.span
+
+    @property
+    def s(self) -> F32:
+        """S (k, t, t); derived from W, with programming's float32 operations, when not stored."""
+        if self.s_store is None:
+            g = np.float32(self.g0)
+            s = np.empty((self.blocks, self.tile, self.tile), dtype=np.float32)
+            for out, wt in zip(s, self.w, strict=True):
+                np.add(g, wt, out=out)
+                np.square(out, out=out)
+                out += g * g
+            self.s_store = s
+        return self.s_store
 
     @property
     def w(self) -> F32:
@@ -161,7 +180,7 @@ class TileGroup:
     def _read_one(self, x: F32, exact: bool, normals: NormalSource, acc: list[F32]) -> None:
         """One vector (B = 1) in one compiled pass over W and 16-bit D and S (:func:`kernels.read_one`)."""
         if self.packed is None:
-            self.packed = kernels.pack(self.d, self.s, self.w, self.device.g_min / self.device.span)
+            self.packed = kernels.pack(self.d, self.s_store, self.w, self.g0)
         k, t, pk = self.blocks, self.tile, self.packed
         z = normals.normal((k, t)) if self.device.read_noise > 0.0 else x.reshape(k, t)
         levels = float((1 << self.adc_bits) - 1) if self.adc_bits > 0 else 0.0
