@@ -115,3 +115,29 @@ def test_corrupt_pin_file_is_a_storage_error(tmp_path: Path) -> None:
     (tmp_path / "pins.json").write_text("{not json")
     with pytest.raises(StorageError, match="pin file"):
         BlockStore(tmp_path)
+
+
+def test_published_blocks_are_served_from_memory_while_their_file_is_unchanged(tmp_path: Path) -> None:
+    store = BlockStore(tmp_path, config=StoreConfig(hot_bytes=3000))
+    blocks = {compute_cid(bytes([i]) * 1000): bytes([i]) * 1000 for i in range(4)}
+    a, b, c, d = blocks
+    store.put(a, blocks[a], hot=True)
+    store.put(b, bytearray(blocks[b]), hot=True)  # kept as an immutable copy
+    store.put(c, blocks[c])  # not published here: disk only
+    assert store.get_hot(a) is blocks[a] and store.get_hot(b) == blocks[b] and store.get_hot(c) is None
+    store.put(d, blocks[d], hot=True)
+    store.put(c, blocks[c], hot=True)  # 4 x 1000 B > 3000 B: the least recently used (a) leaves
+    assert store.get_hot(a) is None and store.get(a) == blocks[a]
+    forged = bytes(1000)
+    store._path(b).write_bytes(forged)  # same size, same inode: the modification time tells
+    os.utime(store._path(b), ns=(1, 1))
+    assert store.get_hot(b) is None and store.get(b) == forged  # the disk is the truth
+    replaced = tmp_path / "other"
+    replaced.write_bytes(blocks[d])
+    os.replace(replaced, store._path(d))  # another inode
+    assert store.get_hot(d) is None
+    store.delete(c)
+    assert store.get_hot(c) is None
+    with pytest.raises(ConfigError, match="hot_bytes"):
+        StoreConfig(hot_bytes=-1).validate()
+    assert BlockStore(tmp_path / "off", config=StoreConfig(hot_bytes=0)).get_hot(a) is None

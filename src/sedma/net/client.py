@@ -45,7 +45,7 @@ class _ClientApi:
         cid, data = validate_cid(body.get("cid")), body.get("data")
         if not isinstance(data, bytes | bytearray):
             raise InputError("node.put_block: field 'data' must be bytes")
-        self.node.store.put(cid, data, verify=True)
+        self.node.store.put(cid, data, verify=True, hot=True)  # published here: served from memory
         return {"ok": True}
 
     async def publish(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:

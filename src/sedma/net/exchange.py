@@ -459,8 +459,9 @@ class BlockExchange:
             raise Busy(f"already serving {self.config.max_serve_inflight} blocks to this peer")
         self._serving[peer_id] = self._serving.get(peer_id, 0) + 1
         try:
-            # Off the event loop: a disk read must not stall every other connection.
-            data = await asyncio.to_thread(self.store.get, cid)
+            # A published block is answered from memory; a disk read goes off the event loop
+            # (it must not stall every other connection).
+            data = self.store.get_hot(cid) or await asyncio.to_thread(self.store.get, cid)
         finally:
             self._serving[peer_id] -= 1
             if not self._serving[peer_id]:

@@ -293,7 +293,7 @@ class Node:
         if replicas < 0:
             raise InputError(f"replicas must be >= 0, got {replicas}")
         blocks = chunk_tensor(arr)
-        self.store.put_many(blocks.blocks, verify=False, pin=True)
+        self.store.put_many(blocks.blocks, verify=False, pin=True, hot=True)
         await self.publish(blocks.manifest_cid, replicas=replicas)
         return blocks.manifest_cid
 

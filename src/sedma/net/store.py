@@ -6,6 +6,12 @@ A block is written to a temp file in ``<root>/tmp`` and renamed into place, so a
 a half-written block and a crash leaves at most a temp file (removed on open). Durability: with
 ``fsync=True`` the file and its directory are fsynced before the rename counts; the default is
 off, because a block lost in a crash is detected (missing or failing its CID) and fetched again.
+
+Blocks a node publishes are kept in memory too (``put(..., hot=True)``, at most
+``hot_bytes``, least recently used dropped first), so serving them needs neither a disk read
+nor a worker thread (:meth:`BlockStore.get_hot`). The disk stays the truth: a memory copy is
+returned only while its file still has the inode, size and modification time it had when the
+copy was taken, so a file replaced or removed behind the store's back is read (or missed) anew.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from sedma.memory.urls import resolve_home
 from sedma.net.cid import matches, validate_cid, verify_block
 
 DEFAULT_BUDGET = 1 << 30
+DEFAULT_HOT = 32 << 20
 
 
 def default_root() -> Path:
@@ -40,10 +47,13 @@ class StoreConfig:
     budget_bytes: int = DEFAULT_BUDGET
     verify_on_read: bool = False
     fsync: bool = False
+    hot_bytes: int = DEFAULT_HOT  # memory copies of published blocks (0: none)
 
     def validate(self) -> StoreConfig:
         if self.budget_bytes <= 0:
             raise ConfigError(f"store budget_bytes must be positive, got {self.budget_bytes}")
+        if self.hot_bytes < 0:
+            raise ConfigError(f"store hot_bytes must be >= 0, got {self.hot_bytes}")
         return self
 
 
@@ -56,6 +66,8 @@ class BlockStore:
         self._lock = threading.RLock()
         self._sizes: OrderedDict[str, int] = OrderedDict()  # LRU order: oldest access first
         self._bytes = 0
+        self._hot: OrderedDict[str, tuple[bytes, tuple[int, int, int]]] = OrderedDict()
+        self._hot_bytes = 0
         try:
             (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -77,6 +89,22 @@ class BlockStore:
         if self.config.verify_on_read and not matches(cid, data):
             self.delete(cid)
             raise StorageError(f"block {cid} on disk does not match its CID; it was removed")
+        self._touch(cid, len(data))
+        return data
+
+    def get_hot(self, cid: str) -> bytes | None:
+        """The block from memory if it is kept there and its file is unchanged; else None (no read)."""
+        with self._lock:
+            entry = self._hot.get(cid)
+        if entry is None:
+            return None
+        data, stamp = entry
+        if _stamp(self._path(cid)) != stamp:
+            self._drop_hot(cid)
+            return None
+        with self._lock:
+            if cid in self._hot:
+                self._hot.move_to_end(cid)
         self._touch(cid, len(data))
         return data
 
@@ -102,25 +130,33 @@ class BlockStore:
         return self._bytes
 
     # -- writing ------------------------------------------------------------------------------
-    def put(self, cid: str, data: bytes | bytearray, *, verify: bool = True, pin: bool = False) -> None:
-        """Store a block (idempotent); collects garbage first when the budget would overflow."""
+    def put(
+        self, cid: str, data: bytes | bytearray, *, verify: bool = True, pin: bool = False, hot: bool = False
+    ) -> None:
+        """Store a block (idempotent); collects garbage first when the budget would overflow.
+
+        ``hot``: keep a memory copy as well (blocks this node publishes and will serve).
+        """
         validate_cid(cid)
         if verify:
             verify_block(cid, data)
         if pin:
             self.pin([cid])
-        if cid in self._sizes:
-            self._touch(cid, len(data))
-            return
-        self._make_room(len(data))
-        self._write(cid, data)
+        if cid not in self._sizes:
+            self._make_room(len(data))
+            self._write(cid, data)
         self._touch(cid, len(data))
+        if hot:
+            self._keep_hot(cid, bytes(data))
 
-    def put_many(self, blocks: dict[str, bytes], *, verify: bool = True, pin: bool = False) -> None:
+    def put_many(
+        self, blocks: dict[str, bytes], *, verify: bool = True, pin: bool = False, hot: bool = False
+    ) -> None:
         for cid, data in blocks.items():
-            self.put(cid, data, verify=verify, pin=pin)
+            self.put(cid, data, verify=verify, pin=pin, hot=hot)
 
     def delete(self, cid: str) -> bool:
+        self._drop_hot(cid)
         with contextlib.suppress(FileNotFoundError):
             self._path(cid).unlink()
             self._forget(cid)
@@ -192,6 +228,26 @@ class BlockStore:
         except OSError as exc:
             raise StorageError(f"cannot write block {cid} under {self.root}: {exc}") from None
 
+    def _keep_hot(self, cid: str, data: bytes) -> None:
+        if len(data) > self.config.hot_bytes:
+            return
+        stamp = _stamp(self._path(cid))
+        if stamp is None:
+            return
+        with self._lock:
+            old = self._hot.pop(cid, None)
+            self._hot_bytes += len(data) - (len(old[0]) if old else 0)
+            self._hot[cid] = (data, stamp)
+            while self._hot_bytes > self.config.hot_bytes:
+                _, (dropped, _) = self._hot.popitem(last=False)
+                self._hot_bytes -= len(dropped)
+
+    def _drop_hot(self, cid: str) -> None:
+        with self._lock:
+            old = self._hot.pop(cid, None)
+            if old is not None:
+                self._hot_bytes -= len(old[0])
+
     def _touch(self, cid: str, size: int) -> None:
         with self._lock:
             old = self._sizes.pop(cid, None)
@@ -236,6 +292,15 @@ class BlockStore:
         tmp = path.with_suffix(f".{os.getpid()}.{time.monotonic_ns()}")
         tmp.write_text(json.dumps(sorted(self._pins)))
         os.replace(tmp, path)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What identifies a file's current content cheaply: inode, size, modification time."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _fsync_dir(path: Path) -> None:
