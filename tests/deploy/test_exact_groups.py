@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sedma.deploy.baselines import first_fit_decreasing
-from sedma.deploy.exact_groups import exact_search, group_candidates, subproblem, uniform_links
+from sedma.deploy.exact_groups import exact_search, group_candidates, packs, subproblem, uniform_links
 from sedma.deploy.generator import random_cluster, random_workflow
 from sedma.deploy.multilevel import node_groups
 from sedma.deploy.objective import build_problem, feasible, objective
@@ -92,3 +92,16 @@ def test_subproblem_keeps_the_chosen_agents_and_nodes() -> None:
     assert sub.agents == (pb.agents[1], pb.agents[3]) and sub.nodes == (pb.nodes[0], pb.nodes[2])
     assert sub.traffic[0, 1] == pb.traffic[1, 3] and sub.netcost[0, 1] == pb.netcost[0, 2]
     assert sub.bias is not None and sub.bias[1, 1] == pb.bias[3, 2]  # type: ignore[index]
+
+
+def test_packs_tells_whether_any_placement_fits() -> None:
+    pb = zoned_problem(4, 2, 5)
+    roomy = {"mem": np.ones(4), "cap_mem": np.full(2, 100.0)}  # only CPU can fail to pack
+    two_nodes = type(pb)(
+        **{**pb.__dict__, **roomy, "cpu": np.array([3.0, 3.0, 1.0, 1.0]), "cap_cpu": np.array([4.0, 4.0])}
+    )
+    assert packs(two_nodes)  # 3+1 on each node
+    crowded = type(pb)(**{**two_nodes.__dict__, "cpu": np.array([3.0, 3.0, 2.0, 0.5])})
+    assert not packs(crowded)  # 8.5 > 8 in all
+    split = type(pb)(**{**two_nodes.__dict__, "cpu": np.array([3.0, 3.0, 1.5, 0.1])})
+    assert not packs(split)  # 7.6 <= 8 in all, but 3 + 1.5 > 4: the sum alone does not tell

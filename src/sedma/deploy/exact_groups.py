@@ -317,6 +317,8 @@ class _GroupFirst:
         cross = float(0.5 * (pb.traffic * lay.link[np.ix_(assign, assign)]).sum())
         parts = [(np.flatnonzero(assign == g), lay.members[g]) for g in np.unique(assign)]
         subs = [subproblem(pb, agents, nodes) for agents, nodes in parts]
+        if any(sub.m**sub.n <= PACK_LIMIT and not packs(sub) for sub in subs):
+            return None  # a group whose agents fit its nodes in no placement (tight zones: most)
         values = [_floor(sub) for sub in subs]
         placement = np.empty(pb.n, dtype=np.int64)
         for j, ((agents, nodes), sub) in enumerate(zip(parts, subs, strict=True)):
@@ -327,6 +329,18 @@ class _GroupFirst:
             values[j] = sol[1]
             placement[agents] = nodes[sol[0]]
         return placement, cross + sum(values)
+
+
+PACK_LIMIT = 1 << 12  # placements (m^n) enumerated to check that a group's agents pack at all
+
+
+def packs(pb: Problem) -> bool:
+    """True when the agents fit the nodes' capacities in some placement (all m^n enumerated)."""
+    _, onehot = _digits(pb.m, pb.n)
+    cpu = onehot @ pb.cpu
+    mem = onehot @ pb.mem
+    fit = (cpu <= pb.cap_cpu[:, None] + 1e-9) & (mem <= pb.cap_mem[:, None] + 1e-9)
+    return bool(fit.all(axis=0).any())
 
 
 def _floor(pb: Problem) -> float:
