@@ -11,6 +11,7 @@ actors). ``pm @ x`` and ``pm.read(x)`` then run the MELISO+ pipeline for vectors
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -99,8 +100,8 @@ def check_matrix(a: Any, *, name: str = "matrix") -> npt.NDArray[np.floating]:
 def exact_product(
     a: npt.NDArray[np.floating], x: npt.NDArray[np.floating], *, rows: int | None = None
 ) -> F64:
-    """A @ x in float64, a band of rows at a time (≈ 1 MB of float64) so no float64 copy of A is made."""
-    rows = rows or max(1, (1 << 17) // max(1, a.shape[1]))
+    """A @ x in float64, a band of rows at a time (≈ 256 KB of float64) so no float64 copy of A is made."""
+    rows = rows or max(1, (1 << 15) // max(1, a.shape[1]))
     xd = np.asarray(x, dtype=np.float64)
     out = np.empty((a.shape[0], *xd.shape[1:]))
     for r in range(0, a.shape[0], rows):
@@ -180,7 +181,17 @@ def program(
     run = make_executor(executor, shards, threads=cfg.threads)
     pm = ProgrammedMatrix(arr, plan, cfg, sc, summaries, run, seed, time.perf_counter() - t0)
     pm.calibrate(arr)
+    _release_freed_memory()
     return pm
+
+
+def _release_freed_memory() -> None:
+    """Hand programming's freed scratch back to the OS (glibc keeps it in per-thread arenas)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def _program_shards(
