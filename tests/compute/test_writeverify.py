@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sedma.compute import kernels
 from sedma.compute.devices import get_device, with_overrides
 from sedma.compute.writeverify import PulseCurve, VerifyConfig, _pulse, program_cells
 
@@ -71,3 +72,22 @@ def test_bad_verify_config() -> None:
     for bad in (VerifyConfig(tolerance=0.0), VerifyConfig(max_iterations=0), VerifyConfig(patience=0)):
         with pytest.raises(InputError):
             bad.validate()
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed: numpy verify step only")
+@pytest.mark.parametrize("material", ["TaOx-HfOy", "EpiRAM"])
+def test_compiled_verify_step_gives_the_numpy_step_results(
+    material: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = np.random.default_rng(4).random(20_000, dtype=np.float32)
+    runs = []
+    for compiled in (True, False):
+        monkeypatch.setattr(kernels, "AVAILABLE", compiled)
+        out, stats = program_cells(target, get_device(material), VerifyConfig(), np.random.default_rng(9))
+        runs.append((out, stats))
+    (fast, s1), (ref, s2) = runs
+    np.testing.assert_array_equal(fast, ref)
+    assert (s1.iterations, s1.pulses, s1.verify_reads, s1.unconverged) == (
+        s2.iterations, s2.pulses, s2.verify_reads, s2.unconverged
+    )  # fmt: skip
+    assert s1.max_pulses_per_iteration == s2.max_pulses_per_iteration

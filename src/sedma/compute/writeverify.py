@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from sedma.compute import kernels
 from sedma.compute.devices import Device
 from sedma.compute.sampling import NormalSource
 from sedma.errors import InputError
@@ -215,7 +216,7 @@ def _verify_loop(
     stats: ProgramStats,
 ) -> None:
     """Pulse, read back, keep the cells still outside tolerance; write each back once it settles."""
-    # Cell state side by side (conductance, target, d2d factor, index as int32 bits): one compress
+    # Cell state side by side (conductance, target, d2d factor, index as int32 bits): one compaction
     # per iteration keeps them aligned.
     state = np.empty((4, idx.shape[0]), dtype=np.float32)
     state[0], state[1], state[2] = 0.0, tgt, d
@@ -224,28 +225,74 @@ def _verify_loop(
     for it in range(cfg.max_iterations):
         if state.shape[1] == 0:
             break
-        g, tgt, d, cells = state
-        idx = cells.view(np.int32)
+        g, tgt, d, _ = state
         g, k = _pulse(curve, g, tgt, d, dev.sigma_c2c, normals, it == 0)
         state[0] = g
         stats.iterations = it + 1
-        stats.pulses += int(k.sum(dtype=np.float64))
-        stats.verify_reads += int(idx.size)
-        stats.max_pulses_per_iteration.append(int(k.max()))
-        err = np.subtract(g, tgt)
-        np.abs(err, out=err)
-        outside = err > np.float32(cfg.tolerance)
-        # A cell pinned at its rail with the target beyond it cannot move: stop pulsing it.
-        pinned = (g >= d) & (tgt > g)
-        pinned &= outside
-        stats.unconverged += int(np.count_nonzero(pinned))
-        out[idx] = g  # every verified read is the cell's state; settled cells are simply not revisited
-        active = outside ^ pinned
-        state = state.compress(active, axis=1)
-        left = state.shape[1]
-        residual = float(np.dot(err, active)) / left if left else 0.0
+        stats.verify_reads += int(g.size)
+        state, residual = _settle(state, out, k, cfg.tolerance, stats)
         best, stale = (residual, 0) if residual < best * _NO_PROGRESS else (best, stale + 1)
         if stale >= cfg.patience:
             break
     out[state[3].view(np.int32)] = state[0]
     stats.unconverged += int(state.shape[1])
+
+
+def _settle(state: F32, out: F32, k: F32, tol: float, stats: ProgramStats) -> tuple[F32, float]:
+    """Verify after a write: record every cell's read, keep the cells still outside tolerance.
+
+    A cell pinned at its rail with the target beyond it cannot move: it stops (unconverged).
+    Returns the still-active cells' state and their mean absolute error (the residual).
+    """
+    if kernels.AVAILABLE:
+        n = state.shape[1]
+        # One compiled pass: statistics, the write-back and the in-place compaction of the state.
+        left, pulses, kmax, pinned, err_sum = _settle_pass(state, state[3].view(np.int32), out, k, tol)
+        stats.pulses += int(pulses)
+        stats.max_pulses_per_iteration.append(int(kmax) if n else 0)
+        stats.unconverged += int(pinned)
+        return state[:, :left], (err_sum / left if left else 0.0)
+    g, tgt, d, cells = state
+    idx = cells.view(np.int32)
+    stats.pulses += int(k.sum(dtype=np.float64))
+    stats.max_pulses_per_iteration.append(int(k.max()))
+    err = np.subtract(g, tgt)
+    np.abs(err, out=err)
+    outside = err > np.float32(tol)
+    stuck = (g >= d) & (tgt > g)
+    stuck &= outside
+    stats.unconverged += int(np.count_nonzero(stuck))
+    out[idx] = g  # every verified read is the cell's state; settled cells are simply not revisited
+    active = outside ^ stuck
+    kept = state.compress(active, axis=1)
+    left = kept.shape[1]
+    return kept, (float(np.dot(err, active)) / left if left else 0.0)
+
+
+def _settle_pass(
+    state: F32, idx: npt.NDArray[np.int32], out: F32, k: F32, tol: float
+) -> tuple[int, float, float, int, float]:  # pragma: no cover - compiled; pinned against numpy in tests
+    """:func:`_settle`'s numpy passes in one loop; active cells move to the front of ``state``."""
+    tol32 = np.float32(tol)
+    left, pinned = 0, 0
+    pulses, kmax, err_sum = 0.0, 0.0, 0.0
+    for i in range(state.shape[1]):
+        g, tgt, d, ki = state[0, i], state[1, i], state[2, i], k[i]
+        pulses += ki
+        kmax = max(kmax, ki)
+        out[idx[i]] = g
+        err = abs(g - tgt)
+        if err <= tol32:
+            continue
+        if g >= d and tgt > g:
+            pinned += 1
+            continue
+        err_sum += err
+        state[0, left], state[1, left], state[2, left] = g, tgt, d
+        idx[left] = idx[i]
+        left += 1
+    return left, pulses, kmax, pinned, err_sum
+
+
+if kernels._numba is not None:
+    _settle_pass = kernels._numba.njit(boundscheck=False, nogil=True, cache=True)(_settle_pass)
