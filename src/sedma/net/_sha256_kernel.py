@@ -41,9 +41,12 @@ _round = numba.njit(cache=True)(_round)
 def _schedule(words: U32, offs: I64, blk: int, w: U32) -> None:  # pragma: no cover
     """§6.2.2 step 1 for every lane: big-endian words of block ``blk``, then W16..W63."""
     u32 = np.uint32
-    for t in range(16):
-        for lane in range(LANES):
-            x = words[offs[lane] + blk * 16 + t]  # little-endian load, byte-swapped below
+    # Lane by lane: each lane's 16 words are contiguous, so these loads vectorise (the
+    # transposed order gathered one word per lane: 20% slower over the whole compression).
+    for lane in range(LANES):
+        base = offs[lane] + blk * 16
+        for t in range(16):
+            x = words[base + t]  # little-endian load, byte-swapped below
             w[t, lane] = u32(
                 (x >> u32(24))
                 | ((x >> u32(8)) & u32(0xFF00))
