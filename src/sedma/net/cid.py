@@ -9,6 +9,7 @@ multibase prefix ``b`` followed by RFC 4648 base32, lower case, no padding. Data
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -90,15 +91,21 @@ class CID:
 
     @classmethod
     def parse(cls, text: str) -> CID:
-        """Parse the base32 ``b…`` text form."""
+        """Parse the base32 ``b…`` text form (memoised: a fetch meets each CID several times)."""
         if not isinstance(text, str) or not text.startswith("b") or len(text) > _MAX_TEXT_LEN:
             raise InputError(f"not a base32 CIDv1 text (must start with 'b'): {text!r:.80}")
-        body = text[1:].upper()
-        try:
-            raw = base64.b32decode(body + "=" * (-len(body) % 8))
-        except ValueError as exc:
-            raise InputError(f"bad base32 in CID {text!r:.80}: {exc}") from None
-        return cls.from_bytes(raw)
+        return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse_text(text: str) -> CID:
+    # CIDs are immutable values, so a cached parse is the parse; errors are not cached.
+    body = text[1:].upper()
+    try:
+        raw = base64.b32decode(body + "=" * (-len(body) % 8))
+    except ValueError as exc:
+        raise InputError(f"bad base32 in CID {text!r:.80}: {exc}") from None
+    return CID.from_bytes(raw)
 
 
 def cid_of(data: bytes | memoryview, codec: int = RAW) -> CID:
