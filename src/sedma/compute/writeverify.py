@@ -159,6 +159,8 @@ def _pulse(
     first: bool,
 ) -> tuple[F32, F32]:
     """One write of k pulses to every active cell, then C2C noise N(0, σ)·√k, clipped to range."""
+    if kernels.AVAILABLE and not first:
+        return _pulse_compiled(curve, g, target, d, sigma, rng)
     if first:
         # From Gmin every cell is on the LTP branch at u = 0: apply() reduces to (1 − e^(−k/A))·d/c.
         k = curve.first_write(target)
@@ -180,6 +182,60 @@ def _pulse(
     np.minimum(moved, d, out=moved)
     np.maximum(moved, np.float32(0.0), out=moved)
     return moved, k
+
+
+def _pulse_compiled(
+    curve: PulseCurve, g: F32, target: F32, d: F32, sigma: float, rng: np.random.Generator | NormalSource
+) -> tuple[F32, F32]:
+    """:func:`_pulse` (not the first write) in two compiled passes around numpy's vectorised exp.
+
+    The same float32 operations in the same order as the numpy passes: the same cells result.
+    """
+    n = g.shape[0]
+    k, v, decay = (np.empty(n, dtype=np.float32) for _ in range(3))
+    consts = np.array([*curve.c, *curve.ac, *curve.inv_a, curve.levels], dtype=np.float32)
+    _before_exp(g, target, d, consts, k, v, decay)
+    np.exp(decay, out=decay)
+    normals = rng if isinstance(rng, NormalSource) else NormalSource(rng)
+    z = normals.normal((n,)) if sigma > 0.0 else decay
+    _after_exp(g, target, d, consts, k, v, decay, z, np.float32(sigma))
+    return v, k
+
+
+def _before_exp(g: F32, tgt: F32, d: F32, cs: F32, k: F32, v: F32, decay: F32) -> None:  # pragma: no cover
+    """Pulse count k (the controller, nominal curve), v = 1 − u·c at g/d and the decay exponent."""
+    one, two = np.float32(1.0), np.float32(2.0)
+    for i in range(g.shape[0]):
+        gi, ti = g[i], tgt[i]
+        down = np.float32(1.0) if ti < gi else np.float32(0.0)
+        flip = one - two * down
+        c = down * (cs[1] - cs[0]) + cs[0]
+        step = max(one - (gi * flip + down) * c, np.float32(1e-6))
+        ki = abs(ti - gi) * (down * (cs[3] - cs[2]) + cs[2]) / step
+        ki = min(max(np.float32(np.rint(ki)), one), cs[6])
+        k[i] = ki
+        v[i] = one - ((gi / d[i]) * flip + down) * c
+        decay[i] = (down * (cs[5] - cs[4]) + cs[4]) * -ki
+
+
+def _after_exp(
+    g: F32, tgt: F32, d: F32, cs: F32, k: F32, v: F32, e: F32, z: F32, sigma: np.float32
+) -> None:  # pragma: no cover - compiled
+    """v ← the cell's conductance after the write: its branch, d2d scale, C2C noise σ√k·z, clipped."""
+    one, two, zero = np.float32(1.0), np.float32(2.0), np.float32(0.0)
+    for i in range(g.shape[0]):
+        down = np.float32(1.0) if tgt[i] < g[i] else np.float32(0.0)
+        c = down * (cs[1] - cs[0]) + cs[0]
+        u = (one - v[i] * e[i]) / c
+        moved = (u * (one - two * down) + down) * d[i]
+        if sigma > zero:
+            moved += np.sqrt(k[i]) * sigma * z[i]
+        v[i] = max(min(moved, d[i]), zero)
+
+
+if kernels._numba is not None:
+    _before_exp = kernels._numba.njit(boundscheck=False, nogil=True, cache=True)(_before_exp)
+    _after_exp = kernels._numba.njit(boundscheck=False, nogil=True, cache=True)(_after_exp)
 
 
 def program_cells(
@@ -282,15 +338,15 @@ def _settle_pass(
         kmax = max(kmax, ki)
         out[idx[i]] = g
         err = abs(g - tgt)
-        if err <= tol32:
-            continue
-        if g >= d and tgt > g:
-            pinned += 1
-            continue
-        err_sum += err
+        outside = err > tol32
+        stuck = outside & (g >= d) & (tgt > g)
+        active = outside & ~stuck
+        pinned += stuck
+        err_sum += err if active else 0.0
+        # Branch-free compaction: every cell is written at the front, only active ones advance it.
         state[0, left], state[1, left], state[2, left] = g, tgt, d
         idx[left] = idx[i]
-        left += 1
+        left += active
     return left, pulses, kmax, pinned, err_sum
 
 
