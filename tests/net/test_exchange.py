@@ -356,3 +356,28 @@ def test_verifier_waits_for_a_fuller_batch_only_while_more_blocks_are_coming() -
     (first, second, accepted), verdicts = asyncio.run(run())
     assert (first, second, accepted) == (0, 3, 1)
     assert verdicts == [True, True, True, False]
+
+
+def test_a_slot_is_lent_to_one_request_and_an_endgame_duplicate_takes_it_back() -> None:
+    from sedma.net.exchange import _Fetch
+    from sedma.net.tensor import TensorAssembly
+    from sedma.net.verify import BatchVerifier
+
+    async def run() -> None:
+        tb = chunk_tensor(np.random.default_rng(5).integers(0, 255, 3000, dtype=np.uint8), chunk_size=1024)
+        assembly = TensorAssembly(tb.manifest)
+        cid = tb.manifest.blocks[0]
+        state = _Fetch(list(tb.manifest.blocks), BatchVerifier(lambda *_: None, staging=assembly))
+        lease = state.lease(cid)
+        assert lease is not None and len(lease.view) == 1024
+        assert state.lease(cid) is None and assembly.slot(cid, 1024) is None  # one writer at a time
+        state.revoke(cid)  # what the endgame does before asking a second provider
+        assert lease.revoked and state.lease(cid) is None  # no direct writes for this block again
+        assert assembly.slot(cid, 1024) == 0  # the verifier may stage a checked copy there
+        other = tb.manifest.blocks[1]
+        second = state.lease(other)
+        assert second is not None
+        state.unlease(other, second)  # the bytes came elsewhere: slot open, lendable again
+        assert state.lease(other) is not None
+
+    asyncio.run(run())

@@ -18,6 +18,7 @@ from sedma.net.wire import (
     VERSION,
     FrameDecoder,
     Kind,
+    Lease,
     encode,
 )
 
@@ -124,3 +125,46 @@ def test_header_layout_is_sixteen_bytes_big_endian() -> None:
     raw = _bytes(encode(Kind.RESPONSE, 0x01020304, {}))
     assert raw[:2] == MAGIC and raw[2] == VERSION and raw[3] == Kind.RESPONSE
     assert struct.unpack(">I", raw[4:8])[0] == 0x01020304
+
+
+def _answer(req_id: int, block: bytes, kind: int = Kind.RESPONSE) -> bytes:
+    return _bytes(encode(kind, req_id, {"cid": "b" * 59, "data": block}))
+
+
+def test_an_expected_answer_is_received_into_the_lent_buffer_and_nothing_else_is() -> None:
+    block = bytes(range(256)) * 4096
+    for first in (10, 200, 70_000):  # the lease is taken when the payload starts, at any split
+        target = bytearray(len(block))
+        dec = FrameDecoder()
+        lease = Lease(memoryview(target))
+        dec.expect(7, lease)
+        data = _answer(7, block)
+        (frame,) = dec.feed(data[:first]) + dec.feed(data[first:])
+        assert frame.body["data"] is lease.view and target == block  # no copy: in place
+    dec = FrameDecoder()
+    cases = ((8, len(block) - 1, Kind.RESPONSE), (9, len(block), Kind.ERROR), (10, len(block), Kind.RESPONSE))
+    for req_id, size, kind in cases:
+        target = bytearray(size)
+        dec.expect(req_id if req_id != 10 else 11, Lease(memoryview(target)))  # 10: another id's lease
+        (frame,) = dec.feed(_answer(req_id, block, kind))
+        assert isinstance(frame.body["data"], bytearray) and frame.body["data"] == block
+        assert not any(target)  # wrong size, not a RESPONSE, other request: never written
+
+
+@pytest.mark.parametrize("take_back", ["revoke", "forget"])
+def test_a_lease_taken_back_mid_payload_keeps_what_came_and_writes_no_more(take_back: str) -> None:
+    block = bytes(range(256)) * 4096
+    data = _answer(3, block)
+    target = bytearray(len(block))
+    lease = Lease(memoryview(target))
+    dec = FrameDecoder()
+    dec.expect(3, lease)
+    cut = len(data) - len(block) // 2
+    assert dec.feed(data[:cut]) == []
+    if take_back == "revoke":
+        lease.revoked = True
+    else:
+        dec.forget(3)
+    (frame,) = dec.feed(data[cut:])
+    assert frame.body["data"] is not lease.view and frame.body["data"] == block  # whole, in scratch
+    assert not any(target[len(block) // 2 :])  # nothing after the take-back landed in the lent buffer

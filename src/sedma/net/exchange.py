@@ -39,6 +39,7 @@ from sedma.net.sha256_lanes import LANES, MIN_BATCH, load_in_background
 from sedma.net.store import BlockStore
 from sedma.net.types import Blob, PeerError, PeerInfo, ProtocolError, RequestFn
 from sedma.net.verify import BatchVerifier, Staging
+from sedma.net.wire import RECEIVE_INTO, Lease
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class _Fetch:
     results: dict[str, Blob] = field(default_factory=dict)
     judging: set[str] = field(default_factory=set)  # received, in the verifier
     on_wire: int = 0  # bs.block requests in flight
+    leases: dict[str, Lease] = field(default_factory=dict)  # slots the network receives into
+    no_lease: set[str] = field(default_factory=set)  # revoked once: copies go through the verifier
     inflight: dict[str, set[bytes]] = field(default_factory=dict)  # cid -> providers asked now
     lacks: dict[bytes, set[str]] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)  # cid -> first request time
@@ -133,8 +136,35 @@ class _Fetch:
                 continue  # its bytes are here, being checked
             if peer_id not in askers and cid not in lacking and now - self.started[cid] > patience:
                 askers.add(peer_id)
+                self.revoke(cid)  # two copies may now arrive: neither may write the slot directly
                 return cid
         return None
+
+    def lease(self, cid: str) -> Lease | None:
+        """The block's slot in the consumer's buffer for the network to receive into, if free."""
+        staging = self.verifier.staging
+        if staging is None or cid in self.no_lease or cid in self.leases:
+            return None
+        view = staging.lease(cid)
+        if view is None:
+            return None
+        self.leases[cid] = lease = Lease(view)
+        return lease
+
+    def unlease(self, cid: str, lease: Lease) -> None:
+        """The bytes did not arrive in the slot: give it back (unless it was revoked already)."""
+        if self.leases.get(cid) is lease:
+            del self.leases[cid]
+            if self.verifier.staging is not None:
+                self.verifier.staging.release(cid)
+
+    def revoke(self, cid: str) -> None:
+        lease = self.leases.pop(cid, None)
+        self.no_lease.add(cid)
+        if lease is not None:
+            lease.revoked = True  # the decoder moves what arrived so far to scratch
+            if self.verifier.staging is not None:
+                self.verifier.staging.release(cid)
 
     def patience(self) -> float | None:
         """How long a block may be in flight before another provider is asked too."""
@@ -165,6 +195,7 @@ class _Fetch:
         askers = self.inflight.get(cid, set())
         askers.discard(peer_id)
         self.judging.discard(cid)
+        self.leases.pop(cid, None)  # judged: the verifier committed or released the slot
         if data is not None:
             self.results.setdefault(cid, data)
             self.inflight.pop(cid, None)
@@ -252,6 +283,8 @@ class BlockExchange:
             await state.verifier.drain(poke=state.poke)  # blocks received before their sender failed
         finally:
             state.verifier.cancel()
+            for cid in list(state.leases):  # cancelled lanes: no late bytes into those slots
+                state.revoke(cid)
             # Every block is in (or every provider is done): stop endgame duplicates still in flight.
             for task in [*workers, finished]:
                 task.cancel()
@@ -303,15 +336,20 @@ class BlockExchange:
                     return
                 continue
             state.on_wire += 1
+            lease = state.lease(cid)
             try:
-                data = await self._get_block(cid, out)
+                data = await self._get_block(cid, out, lease)
             finally:
                 state.on_wire -= 1
+            in_slot = lease is not None and data is lease.view and state.leases.get(cid) is lease
+            if lease is not None and not in_slot:
+                state.unlease(cid, lease)
             if data is None:
                 state.settle(cid, None, out.peer.peer_id, failed=out.failed is not None)
             else:
                 state.received(cid)
-                state.verifier.submit(cid, data, functools.partial(self._judged, state, out, cid, data))
+                judged = functools.partial(self._judged, state, out, cid, data)
+                state.verifier.submit(cid, data, judged, in_slot=in_slot)
             state.poke()
             while len(state.verifier) >= 2 * LANES and out.failed is None:
                 await state.wait_change(0.05)  # checks fall behind: hold received bytes bounded
@@ -340,10 +378,14 @@ class BlockExchange:
         await state.wait_change(max(state.patience() or 0.0, 0.02))
         return out.failed is None
 
-    async def _get_block(self, cid: str, out: ProviderOutcome) -> Blob | None:
-        """One block's bytes from the provider (not yet checked); None when absent or on failure."""
+    async def _get_block(self, cid: str, out: ProviderOutcome, lease: Lease | None) -> Blob | None:
+        """One block's bytes from the provider (not yet checked); None when absent or on failure.
+
+        With a ``lease`` the payload is received straight into the consumer's slot for it.
+        """
         deadline = time.monotonic() + self.config.request_timeout_s
         while True:
+            token = RECEIVE_INTO.set(lease)
             try:
                 reply = await self._call(out.peer, "bs.block", {"cid": cid})
                 break
@@ -355,10 +397,12 @@ class BlockExchange:
             except PeerError:
                 out.failed = "dead"
                 return None
+            finally:
+                RECEIVE_INTO.reset(token)
         data = reply.get("data")
         if data is None:
             return None
-        if not isinstance(data, bytes | bytearray):
+        if not isinstance(data, bytes | bytearray | memoryview):
             self._penalise(out, f"sent a {type(data).__name__} for block {cid}")
             return None
         return data

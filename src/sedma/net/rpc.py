@@ -31,7 +31,7 @@ from sedma.net.types import (
     relay_from_wire,
     relay_to_wire,
 )
-from sedma.net.wire import Frame, Kind
+from sedma.net.wire import RECEIVE_INTO, Frame, Kind
 
 log = logging.getLogger("sedma.net.rpc")
 _HS_CONTEXT = b"sedma-handshake-v1"
@@ -336,11 +336,16 @@ class RpcConnection:
     async def call(self, method: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One request, one answer, or :class:`PeerError` after ``timeout`` seconds."""
         req_id, fut, timer = self._register(method, timeout)
+        into = RECEIVE_INTO.get()
+        if into is not None:
+            self.conn.expect_payload(req_id, into)
         try:
             await self.conn.send(Kind.REQUEST, req_id, {**body, METHOD_KEY: method})
             return await fut
         finally:
             self._settled(req_id, timer)
+            if into is not None:
+                self.conn.forget_payload(req_id)
 
     def start_call(self, method: str, body: dict[str, Any], timeout: float) -> asyncio.Future[dict[str, Any]]:
         """Write one small request now; its answer (or :class:`PeerError`) comes on the future.

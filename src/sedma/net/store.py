@@ -30,6 +30,7 @@ from pathlib import Path
 from sedma.errors import ConfigError, InputError, StorageError
 from sedma.memory.urls import resolve_home
 from sedma.net.cid import matches, validate_cid, verify_block
+from sedma.net.types import Blob
 
 DEFAULT_BUDGET = 1 << 30
 DEFAULT_HOT = 32 << 20
@@ -131,7 +132,7 @@ class BlockStore:
 
     # -- writing ------------------------------------------------------------------------------
     def put(
-        self, cid: str, data: bytes | bytearray, *, verify: bool = True, pin: bool = False, hot: bool = False
+        self, cid: str, data: Blob, *, verify: bool = True, pin: bool = False, hot: bool = False
     ) -> None:
         """Store a block (idempotent); collects garbage first when the budget would overflow.
 
@@ -212,7 +213,7 @@ class BlockStore:
                 f"{incoming} B more would pass the budget of {budget} B"
             )
 
-    def _write(self, cid: str, data: bytes | bytearray) -> None:
+    def _write(self, cid: str, data: Blob) -> None:
         path = self._path(cid)
         try:
             path.parent.mkdir(exist_ok=True)

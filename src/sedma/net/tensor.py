@@ -8,6 +8,7 @@ links as ``{"/": cid}``), so the same tensor always gets the same manifest CID.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,12 +51,12 @@ class Manifest:
         return compute_cid(self.to_block(), DAG_JSON)
 
     @classmethod
-    def from_block(cls, data: bytes | bytearray) -> Manifest:
+    def from_block(cls, data: bytes | bytearray | memoryview) -> Manifest:
         """Parse and validate manifest bytes received from anywhere (untrusted)."""
         if len(data) > MAX_MANIFEST_BYTES:
             raise InputError(f"manifest block of {len(data)} bytes exceeds {MAX_MANIFEST_BYTES}")
         try:
-            doc = json.loads(data)
+            doc = json.loads(bytes(data) if isinstance(data, memoryview) else data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"manifest is not JSON: {exc}") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -142,9 +143,12 @@ def chunk_tensor(array: np.ndarray[Any, Any], *, chunk_size: int = CHUNK_SIZE) -
 class TensorAssembly:
     """A tensor's output array, filled block by block as verified blocks arrive.
 
-    ``place`` copies a block into every position the manifest lists it at (a block may repeat)
-    and may run in worker threads (numpy copies large slices without the GIL; positions of
-    different blocks never overlap), so no final concatenation is needed.
+    ``place`` copies a verified block into every position the manifest lists it at (a block may
+    repeat). A block may also be checked in place at its first position (its slot): the network
+    receives into a slot it holds by :meth:`lease`, or the verifier copies it there
+    (:meth:`slot`); after the check, :meth:`commit` or :meth:`release`. One owner per slot at a
+    time (a lock guards the hand-overs), and a filled slot never reopens, so unchecked bytes can
+    never overwrite checked ones. ``place``/``slot``/``commit`` run in one worker thread.
     """
 
     def __init__(self, manifest: Manifest) -> None:
@@ -154,45 +158,78 @@ class TensorAssembly:
         for index, cid in enumerate(manifest.blocks):
             self._at.setdefault(cid, []).append(index)
         self._filled = np.zeros(len(manifest.blocks), dtype=bool)
+        self._busy: dict[str, str] = {}  # cid -> "net" (leased) | "check" (being verified there)
+        self._lock = threading.Lock()
         self.misfits: list[str] = []
 
-    def place(self, cid: str, data: bytes | bytearray) -> None:
+    def _span(self, index: int) -> tuple[int, int]:
+        start = index * self.manifest.chunk_size
+        return start, min(start + self.manifest.chunk_size, self.manifest.nbytes)
+
+    def place(self, cid: str, data: bytes | bytearray | memoryview) -> None:
         """Copy a (verified) block to its positions; a block of the wrong size is noted, not placed."""
-        chunk, total = self.manifest.chunk_size, self.manifest.nbytes
+        with self._lock:
+            if self._busy.get(cid) == "net":  # cannot happen (leases are revoked first): fail safe
+                self.misfits.append(cid)
+                return
         view = np.frombuffer(data, dtype=np.uint8)
         for index in self._at.get(cid, ()):
-            start = index * chunk
-            end = min(start + chunk, total)
+            start, end = self._span(index)
             if len(data) != end - start:
                 self.misfits.append(cid)
                 return
             self.out[start:end] = view
             self._filled[index] = True
 
-    def slot(self, cid: str, size: int) -> int | None:
-        """Byte offset where an unchecked block of ``size`` bytes may be staged for its CID check.
-
-        Its first position, when that is still unfilled and of that size; None otherwise. Only
-        one thread may stage and commit (the exchange's verifier, one batch at a time).
-        """
+    def _open(self, cid: str, size: int | None, owner: str) -> int | None:
         at = self._at.get(cid)
-        if not at or self._filled[at[0]]:
+        with self._lock:
+            if not at or self._filled[at[0]] or cid in self._busy:
+                return None
+            start, end = self._span(at[0])
+            if size is not None and end - start != size:
+                return None
+            self._busy[cid] = owner
+            return start
+
+    def lease(self, cid: str) -> memoryview | None:
+        """The block's open slot for the network to receive into (held until commit/release)."""
+        start = self._open(cid, None, "net")
+        if start is None:
             return None
-        start = at[0] * self.manifest.chunk_size
-        return start if min(start + self.manifest.chunk_size, self.manifest.nbytes) - start == size else None
+        return self.out[start : self._span(self._at[cid][0])[1]].data
+
+    def claim(self, cid: str) -> int | None:
+        """A leased slot whose bytes arrived goes to the check; its byte offset (None: not leased)."""
+        with self._lock:
+            if self._busy.get(cid) != "net":
+                return None
+            self._busy[cid] = "check"
+            return self._span(self._at[cid][0])[0]
+
+    def slot(self, cid: str, size: int) -> int | None:
+        """Byte offset of the block's open slot, taken for an in-place check of ``size`` bytes."""
+        return self._open(cid, size, "check")
+
+    def release(self, cid: str) -> None:
+        """Give a leased or claimed slot back unfilled (the bytes there failed or never came)."""
+        with self._lock:
+            self._busy.pop(cid, None)
 
     def commit(self, cid: str) -> None:
-        """A block staged at :meth:`slot` passed its check: copy it to its other positions, mark them."""
-        chunk, total = self.manifest.chunk_size, self.manifest.nbytes
+        """The block in its slot passed its check: copy it to its other positions, mark them."""
         first, *repeats = self._at[cid]
-        start = first * chunk
-        view = self.out[start : min(start + chunk, total)]
-        self._filled[first] = True
+        start, end = self._span(first)
+        view = self.out[start:end]
+        with self._lock:
+            self._busy.pop(cid, None)
+            self._filled[first] = True
         for index in repeats:
-            if min(index * chunk + chunk, total) - index * chunk != view.size:
+            lo, hi = self._span(index)
+            if hi - lo != view.size:
                 self.misfits.append(cid)
                 continue
-            self.out[index * chunk : index * chunk + view.size] = view
+            self.out[lo:hi] = view
             self._filled[index] = True
 
     def result(self) -> np.ndarray[Any, Any]:

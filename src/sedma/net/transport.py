@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from sedma.net.types import PeerError, PeerInfo, ProtocolError
-from sedma.net.wire import MAX_FRAME, Frame, FrameDecoder, encode
+from sedma.net.wire import MAX_FRAME, Frame, FrameDecoder, Lease, encode
 
 FrameHandler = Callable[[Frame], None]
 CloseHandler = Callable[[BaseException | None], None]
@@ -39,6 +39,14 @@ class Connection(ABC):
     @abstractmethod
     async def send(self, kind: int, req_id: int, body: dict[str, Any] | None = None) -> None:
         """Queue one frame, then wait while the peer is not keeping up (backpressure)."""
+
+    def expect_payload(self, req_id: int, into: Lease) -> None:
+        """Receive the payload of the answer to ``req_id`` into ``into`` (a hint: may be ignored)."""
+        return None
+
+    def forget_payload(self, req_id: int) -> None:
+        """Withdraw :meth:`expect_payload`; nothing is written into that buffer afterwards."""
+        return None
 
     @abstractmethod
     def pause_reading(self) -> None:
@@ -182,6 +190,12 @@ class _FrameProtocol(asyncio.BufferedProtocol, Connection):
         self.write(kind, req_id, body)
         if self._drain is not None:
             await asyncio.shield(self._drain)
+
+    def expect_payload(self, req_id: int, into: Lease) -> None:
+        self._decoder.expect(req_id, into)
+
+    def forget_payload(self, req_id: int) -> None:
+        self._decoder.forget(req_id)
 
     def pause_reading(self) -> None:
         if self._transport is not None and not self._closed:

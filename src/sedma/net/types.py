@@ -15,7 +15,7 @@ from sedma.errors import SedmaError
 
 RelayAddr = tuple[bytes, str, int]  # (relay peer id, host, relay port)
 # A block's bytes: a large frame payload arrives as the bytearray the kernel filled (no copy).
-Blob = bytes | bytearray
+Blob = bytes | bytearray | memoryview  # memoryview: received in place (a slot of an output array)
 
 _POSITIONS: dict[bytes, tuple[bytes, int]] = {}
 _POSITIONS_MAX = 1 << 16

@@ -11,7 +11,7 @@ each block's callback, in submission order. Nothing is stored or handed on befor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,6 +35,7 @@ class _Check:
     cid: str
     data: Blob
     done: Verdict
+    in_slot: bool  # received straight into its staging slot
 
 
 class Staging(Protocol):
@@ -42,21 +43,32 @@ class Staging(Protocol):
 
     out: npt.NDArray[np.uint8]
 
+    def lease(self, cid: str) -> memoryview | None: ...
+
     def slot(self, cid: str, size: int) -> int | None: ...
+
+    def claim(self, cid: str) -> int | None: ...
 
     def commit(self, cid: str) -> None: ...
 
+    def release(self, cid: str) -> None: ...
+
 
 def check_batch(
-    blocks: list[tuple[str, Blob]], staging: Staging | None = None
+    blocks: list[tuple[str, Blob]], staging: Staging | None = None, leased: Sequence[bool] = ()
 ) -> tuple[list[bool], list[bool]]:
     """Whether each block hashes to its CID's sha2-256 digest, and which were checked in ``staging``.
 
-    Equal-length blocks share SIMD passes; with ``staging``, a block whose slot is still open is
-    copied there and hashed in place (one copy instead of a copy to a scratch buffer and then
-    to the output), so a block that fails leaves only an unfilled slot behind.
+    Equal-length blocks share SIMD passes. With ``staging``, a block received straight into its
+    slot (``leased``) is hashed there, and one whose slot is still open is copied there and
+    hashed in place (one copy instead of a scratch copy and a second one to the output); a
+    block that fails leaves only its slot, for the caller to release.
     """
-    slots = _stage(blocks, staging) if staging is not None and sha256_lanes.available() else {}
+    slots: dict[int, int] = {}
+    if staging is not None:
+        slots = _claim(blocks, staging, leased)
+        if sha256_lanes.available():
+            slots.update(_stage(blocks, staging, slots))
     found: dict[int, bytes] = {}
     if slots and staging is not None:
         by_len: dict[int, list[int]] = {}
@@ -71,11 +83,22 @@ def check_batch(
     return verdicts, [i in slots for i in range(len(blocks))]
 
 
-def _stage(blocks: list[tuple[str, Blob]], staging: Staging) -> dict[int, int]:
+def _claim(blocks: list[tuple[str, Blob]], staging: Staging, leased: Sequence[bool]) -> dict[int, int]:
+    """The blocks that arrived in their slots: index -> offset (no copy)."""
+    slots: dict[int, int] = {}
+    for i, in_slot in enumerate(leased):
+        if in_slot and (at := staging.claim(blocks[i][0])) is not None:
+            slots[i] = at
+    return slots
+
+
+def _stage(blocks: list[tuple[str, Blob]], staging: Staging, taken: dict[int, int]) -> dict[int, int]:
     """Copy each block whose slot is open into it (first copy of a CID only): index -> offset."""
     slots: dict[int, int] = {}
-    claimed: set[str] = set()
+    claimed = {blocks[i][0] for i in taken}
     for i, (cid, data) in enumerate(blocks):
+        if i in taken:
+            continue
         at = None if cid in claimed else staging.slot(cid, len(data))
         if at is not None:
             staging.out[at : at + len(data)] = np.frombuffer(data, dtype=np.uint8)
@@ -102,9 +125,12 @@ class BatchVerifier:
         """Blocks received and not yet judged (queued or being checked)."""
         return len(self.queue) + self.running
 
-    def submit(self, cid: str, data: Blob, done: Verdict) -> None:
-        """Queue a received block; ``done(ok)`` runs on the loop once it is judged."""
-        self.queue.append(_Check(cid, data, done))
+    def submit(self, cid: str, data: Blob, done: Verdict, *, in_slot: bool = False) -> None:
+        """Queue a received block; ``done(ok)`` runs on the loop once it is judged.
+
+        ``in_slot``: the bytes were received straight into the block's leased staging slot.
+        """
+        self.queue.append(_Check(cid, data, done, in_slot))
 
     def poke(self, *, on_wire: int, expected: int) -> None:
         """Start a batch if the worker is free and waiting longer cannot fill it better.
@@ -122,11 +148,12 @@ class BatchVerifier:
     async def _run(self, batch: list[_Check]) -> None:
         verdicts: list[bool | None] = [None] * len(batch)
         blocks = [(c.cid, c.data) for c in batch]
+        leased = [c.in_slot for c in batch]
         try:
             if len(blocks) <= 2 and sum(len(data) for _, data in blocks) <= INLINE_BYTES:
-                verdicts = list(self._check_and_accept(blocks))  # µs of work: a thread hop costs more
+                verdicts = list(self._check_and_accept(blocks, leased))  # µs: a thread hop costs more
             else:
-                verdicts = list(await asyncio.to_thread(self._check_and_accept, blocks))
+                verdicts = list(await asyncio.to_thread(self._check_and_accept, blocks, leased))
         except Exception as exc:  # handed to the fetch, which raises it
             self.error = exc
         finally:
@@ -134,11 +161,11 @@ class BatchVerifier:
         for check, ok in zip(batch, verdicts, strict=True):
             check.done(ok)
 
-    def _check_and_accept(self, blocks: list[tuple[str, Blob]]) -> list[bool]:
-        verdicts, in_place = check_batch(blocks, self.staging)
+    def _check_and_accept(self, blocks: list[tuple[str, Blob]], leased: list[bool]) -> list[bool]:
+        verdicts, in_place = check_batch(blocks, self.staging, leased)
         for (cid, _), ok, placed in zip(blocks, verdicts, in_place, strict=True):
-            if ok and placed and self.staging is not None:
-                self.staging.commit(cid)
+            if placed and self.staging is not None:
+                (self.staging.commit if ok else self.staging.release)(cid)
         good = [(b, placed) for b, ok, placed in zip(blocks, verdicts, in_place, strict=True) if ok]
         if good:
             self.accept([b for b, _ in good], [placed for _, placed in good])

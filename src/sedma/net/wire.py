@@ -5,11 +5,19 @@ payload length u32. The body is a msgpack map (never pickle). One large ``bytes`
 body travels as the raw payload after it, so a 1 MiB block is read by the kernel straight into
 its own buffer instead of through msgpack. Sizes are checked against the limits *before* any
 buffer for the frame is allocated, so a hostile length cannot make us allocate.
+
+A requester may name where the payload of one answer goes (:data:`RECEIVE_INTO`, a context
+variable read by the RPC layer, which registers it with the connection's decoder): the kernel
+then receives a 1 MiB block straight into, e.g., its slot of a tensor's output array. Only the
+RESPONSE to that request id, with exactly that payload size, is written there; once the
+request is settled, or the lender revokes the :class:`Lease`, the bytes received so far move
+to a scratch buffer and the rest arrive there.
 """
 
 from __future__ import annotations
 
 import struct
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -27,6 +35,18 @@ MAX_META = 1024 * 1024
 PAYLOAD_MIN = 32 * 1024  # bytes values at least this large travel as the raw payload
 PAYLOAD_KEY = "_p"  # reserved body key naming where the raw payload goes back
 _RECV_BUFFER = 64 * 1024  # per connection; larger frames get a buffer of their own
+
+
+@dataclass(slots=True, eq=False)
+class Lease:
+    """A buffer lent for one answer's payload; ``revoked`` (set on the loop) takes it back."""
+
+    view: memoryview
+    revoked: bool = False
+
+
+# Set around one request: its answer's payload is received straight into this lease's buffer.
+RECEIVE_INTO: ContextVar[Lease | None] = ContextVar("sedma_receive_into", default=None)
 
 
 class Kind(IntEnum):
@@ -78,7 +98,9 @@ def _payload_key(body: dict[str, Any]) -> str | None:
     return best
 
 
-def _decode_meta(meta: bytes | bytearray | memoryview, payload: bytes | bytearray | None) -> dict[str, Any]:
+def _decode_meta(
+    meta: bytes | bytearray | memoryview, payload: bytes | bytearray | memoryview | None
+) -> dict[str, Any]:
     try:
         body = msgpack.unpackb(meta, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
@@ -108,12 +130,16 @@ class FrameDecoder:
         # A large frame is received into two dedicated buffers, meta then payload, so the
         # payload bytearray is handed over as is (no 1 MiB copy per block).
         self._big: bytearray | None = None  # the large frame's meta
-        self._big_pay = bytearray()
+        self._big_pay: bytearray | memoryview = bytearray()
+        self._big_lease: Lease | None = None  # whose buffer _big_pay is
+        self._into: dict[int, Lease] = {}  # request id -> where its answer's payload goes
         self._big_fill = 0
         self._big_head: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Where the next received bytes should be written."""
+        if self._big_lease is not None and self._big_lease.revoked:
+            self._unlease()
         if self._big is not None:
             meta_len = len(self._big)
             if self._big_fill < meta_len:
@@ -122,6 +148,24 @@ class FrameDecoder:
         if self._end == len(self._buf):
             self._compact()
         return memoryview(self._buf)[self._end :]
+
+    def expect(self, req_id: int, into: Lease) -> None:
+        """Receive the payload of the RESPONSE to ``req_id`` into ``into`` if its size matches."""
+        self._into[req_id] = into
+
+    def forget(self, req_id: int) -> None:
+        """Release ``expect``; if that payload is arriving now, it moves to scratch."""
+        self._into.pop(req_id, None)
+        if self._big_lease is not None and self._big_head[1] == req_id:
+            self._unlease()
+
+    def _unlease(self) -> None:
+        # The lender wants its buffer back mid-payload: keep what came so far, in scratch.
+        assert self._big is not None
+        scratch = bytearray(len(self._big_pay))
+        done = max(0, self._big_fill - len(self._big))
+        scratch[:done] = self._big_pay[:done]
+        self._big_pay, self._big_lease = scratch, None
 
     def buffer_updated(self, nbytes: int) -> list[Frame]:
         """Account for ``nbytes`` written into the last buffer; return completed frames."""
@@ -186,7 +230,11 @@ class FrameDecoder:
         in_meta = min(have, meta_len)
         self._big = bytearray(meta_len)
         self._big[:in_meta] = self._buf[body_at : body_at + in_meta]
-        self._big_pay = bytearray(pay_len)
+        lease = self._into.pop(req_id, None) if kind == Kind.RESPONSE else None
+        if lease is not None and not lease.revoked and len(lease.view) == pay_len:
+            self._big_pay, self._big_lease = lease.view, lease
+        else:
+            self._big_pay, self._big_lease = bytearray(pay_len), None
         self._big_pay[: have - in_meta] = self._buf[body_at + in_meta : self._end]
         self._big_fill = have
         self._big_head = (kind, req_id, meta_len, pay_len)
@@ -196,5 +244,5 @@ class FrameDecoder:
         kind, req_id, _, pay_len = self._big_head
         meta, payload = self._big, self._big_pay
         assert meta is not None
-        self._big, self._big_pay = None, bytearray()
+        self._big, self._big_pay, self._big_lease = None, bytearray(), None
         return Frame(kind, req_id, _decode_meta(meta, payload if pay_len else None))
