@@ -131,9 +131,7 @@ class BlockStore:
         return self._bytes
 
     # -- writing ------------------------------------------------------------------------------
-    def put(
-        self, cid: str, data: Blob, *, verify: bool = True, pin: bool = False, hot: bool = False
-    ) -> None:
+    def put(self, cid: str, data: Blob, *, verify: bool = True, pin: bool = False, hot: bool = False) -> None:
         """Store a block (idempotent); collects garbage first when the budget would overflow.
 
         ``hot``: keep a memory copy as well (blocks this node publishes and will serve).
