@@ -12,6 +12,7 @@ import pytest
 from sedma.errors import ConfigError, InputError
 from sedma.net import NatTransport, Node, NodeClient, NodeConfig, PeerError
 from sedma.net.node import dht_key, parse_addr
+from sedma.net.types import PeerInfo, PeerStats
 
 
 def run(coro: Awaitable[Any]) -> Any:
@@ -222,5 +223,30 @@ def test_a_start_that_cannot_join_fails_typed_and_releases_its_listener() -> Non
         assert node.endpoint.advertised is not None and node.endpoint.listener is None
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", node.endpoint.advertised[1])
+
+    run(main())
+
+
+def test_a_first_contacts_rtt_is_timed_over_an_open_connection_not_the_dial() -> None:
+    async def main() -> None:
+        a = await Node(NodeConfig(ephemeral=True, use_memory=False)).start()
+        b = await Node(NodeConfig(ephemeral=True, use_memory=False)).start()
+        assert not b.endpoint.has_connection(a.info)
+        ping, opened = b.dht.ping, []
+
+        async def spy(peer: PeerInfo) -> Any:
+            opened.append(b.endpoint.has_connection(peer))
+            return await ping(peer)
+
+        b.dht.ping = spy  # type: ignore[method-assign]
+        stats = [PeerStats(a.info)]
+        await b._measure(stats, always=True)
+        # The dialling ping is untimed; the RTT comes from a second ping on the open connection.
+        assert opened == [False, True] and 0 < stats[0].rtt_ms < 1000
+        opened.clear()
+        stats = [PeerStats(a.info)]
+        await b._measure(stats, always=True)
+        assert opened == [True]  # connected already: one timed ping
+        await _stop([b, a])
 
     run(main())

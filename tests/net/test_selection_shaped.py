@@ -51,7 +51,10 @@ def providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[st
 
 async def _measure_rtts(reader: Node, peers: list[PeerInfo], memory: DualMemory) -> None:
     for peer in peers:
-        for _ in range(3):  # the first ping also dials and handshakes through the proxy
+        # The first ping dials and handshakes through the proxy (several round trips plus one-off
+        # connection costs): it is not an RTT, so it is not recorded.
+        assert await reader.dht.ping(peer) is not None, f"ping through the proxy to {peer.addr} failed"
+        for _ in range(3):
             t0 = time.perf_counter()
             load = await reader.dht.ping(peer)
             assert load is not None, f"ping through the proxy to {peer.addr} failed"
@@ -119,10 +122,15 @@ def test_proxy_delivers_its_ground_truth_shape(tmp_path: Path, providers) -> Non
                 host, port = await proxy.start()
                 peer = PeerInfo(bytes.fromhex(doc["peer_id"]), host, port)
                 await reader.dht.ping(peer)  # connect first: time one request/response alone
-                t0 = time.perf_counter()
-                reply = await reader.request(peer, "bs.block", {"cid": doc["blocks"][0]})
-                assert len(reply["data"]) == BLOCK
-                out.append((time.perf_counter() - t0) / shape.transfer_s(BLOCK))
+                # Best of three: a request slowed by another process holding the shared cores
+                # measures the machine, not the proxy's shape (which only ever adds delay).
+                times = []
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    reply = await reader.request(peer, "bs.block", {"cid": doc["blocks"][0]})
+                    times.append(time.perf_counter() - t0)
+                    assert len(reply["data"]) == BLOCK
+                out.append(min(times) / shape.transfer_s(BLOCK))
                 await proxy.close()
         return out
 

@@ -459,6 +459,10 @@ class Node:
         todo = [s for s in stats if not self._has_rtt(s.peer)]
 
         async def one(s: PeerStats) -> None:
+            # A first contact's ping also dials and handshakes (several round trips): it is not
+            # an RTT. Ping once untimed when there is no connection yet, then time one.
+            if not self.endpoint.has_connection(s.peer) and await self.dht.ping(s.peer) is None:
+                return
             t0 = time.perf_counter()
             load = await self.dht.ping(s.peer)
             if load is not None:

@@ -498,6 +498,11 @@ class RpcEndpoint:
         for hook in self.on_peer:
             hook(caller, rpc)
 
+    def has_connection(self, peer: PeerInfo) -> bool:
+        """Whether a pooled, open connection to ``peer`` exists (no dialling)."""
+        rpc = self._pool.get(peer.peer_id or peer.addr)
+        return rpc is not None and not rpc.conn.closed
+
     async def connection(self, peer: PeerInfo) -> RpcConnection:
         """A pooled authenticated connection to ``peer`` (dialled once, then reused)."""
         key: bytes | str = peer.peer_id or peer.addr
