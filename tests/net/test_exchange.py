@@ -23,7 +23,7 @@ from sedma.net.exchange import (
     provider_entry,
 )
 from sedma.net.store import BlockStore
-from sedma.net.tensor import Manifest, assemble_tensor, chunk_tensor
+from sedma.net.tensor import Manifest, TensorBlocks, assemble_tensor, chunk_tensor
 from sedma.net.types import PeerError, PeerInfo
 
 
@@ -54,6 +54,19 @@ def _swarm(
 
 def _tensor(seed: int = 0, n: int = 40_000):
     return chunk_tensor(np.random.default_rng(seed).standard_normal(n), chunk_size=16_384)  # 20 blocks
+
+
+def _liar_and_honest(
+    tmp_path: Path, seed: int, forged: bytes = b"forged"
+) -> tuple[_Node, _Node, _Node, TensorBlocks]:
+    """A reader and two providers of tensor ``seed``; the liar's disk holds ``forged`` under every CID."""
+    _net, (reader, liar, honest) = _swarm(tmp_path, 3)
+    tb = _tensor(seed)
+    liar.store.put_many(tb.blocks)
+    honest.store.put_many(tb.blocks)
+    for cid in tb.blocks:
+        liar.store._path(cid).write_bytes(forged)
+    return reader, liar, honest, tb
 
 
 def test_fetch_spreads_over_providers_and_stores_verified_blocks(tmp_path: Path) -> None:
@@ -100,12 +113,7 @@ def test_endgame_does_not_wait_for_a_slow_provider(tmp_path: Path) -> None:
 
 
 def test_lying_peer_is_detected_penalised_and_its_bytes_discarded(tmp_path: Path) -> None:
-    _net, (reader, liar, honest) = _swarm(tmp_path, 3)
-    tb = _tensor(2)
-    liar.store.put_many(tb.blocks)
-    honest.store.put_many(tb.blocks)
-    for cid in tb.blocks:  # the liar's disk now holds other bytes under every CID
-        liar.store._path(cid).write_bytes(b"not the block you asked for")
+    reader, liar, honest, tb = _liar_and_honest(tmp_path, 2, b"not the block you asked for")
     got = asyncio.run(reader.ex.fetch(tb.blocks, [liar.info, honest.info]))
     assert got == tb.blocks
     assert [p.peer_id for p, _ in reader.penalties] == [liar.info.peer_id]
@@ -114,12 +122,7 @@ def test_lying_peer_is_detected_penalised_and_its_bytes_discarded(tmp_path: Path
 
 
 def test_blocks_reach_the_sink_only_after_verification_local_ones_too(tmp_path: Path) -> None:
-    _net, (reader, liar, honest) = _swarm(tmp_path, 3)
-    tb = _tensor(7)
-    liar.store.put_many(tb.blocks)
-    honest.store.put_many(tb.blocks)
-    for cid in tb.blocks:
-        liar.store._path(cid).write_bytes(b"forged")
+    reader, liar, honest, tb = _liar_and_honest(tmp_path, 7)
     local = tb.manifest.blocks[0]
     reader.store.put(local, tb.blocks[local])
     seen: list[tuple[str, bytes]] = []
@@ -285,12 +288,7 @@ def test_any_request_body_gets_a_typed_error_or_an_answer(tmp_path_factory, meth
 
 
 def test_store_later_hands_blocks_on_first_and_flush_waits_for_the_store(tmp_path: Path) -> None:
-    _net, (reader, liar, honest) = _swarm(tmp_path, 3)
-    tb = _tensor(8)
-    liar.store.put_many(tb.blocks)
-    honest.store.put_many(tb.blocks)
-    for cid in tb.blocks:
-        liar.store._path(cid).write_bytes(b"forged")
+    reader, liar, honest, tb = _liar_and_honest(tmp_path, 8)
     seen: dict[str, bytes] = {}
 
     async def run() -> dict[str, object]:
