@@ -104,6 +104,29 @@ def pack(d: F32, s: F32 | None, w: F32 | None = None, g0: float = 0.0) -> Packed
     return Packed(d16, d_scale, s16, s_scale)
 
 
+def _adc_grid(lo: np.float32, hi: np.float32, levels: float) -> tuple[np.float32, np.float32]:
+    """A tile's ADC step over [lo, hi] and its inverse (1 where there is no ADC or no span)."""
+    zero = np.float32(0.0)
+    step = (hi - lo) / np.float32(levels) if levels > 0.0 else np.float32(1.0)
+    inv = np.float32(1.0) / step if step > zero else np.float32(1.0)
+    return step, inv
+
+
+def _noisy_adc(
+    aw: np.float32, var: np.float32, zi: np.float32, sigma: float, levels: float,
+    lo: np.float32, step: np.float32, inv: np.float32,
+) -> np.float32:  # fmt: skip  # pragma: no cover - compiled with the single-vector reads
+    """One column output: Wx + σ·sqrt(var)·z, then the tile's ADC (as ``TileGroup.adc_``)."""
+    y = aw
+    if sigma > 0.0:
+        y = aw + np.sqrt(var) * zi * np.float32(sigma)
+    if levels > 0.0:
+        c = np.rint((y - lo) * inv)
+        c = min(max(c, np.float32(0.0)), np.float32(levels))
+        y = c * step + lo
+    return y
+
+
 def _read_one(
     wa: F32,
     d16: I16,
@@ -131,12 +154,9 @@ def _read_one(
         return
     k, t = x.shape
     zero = np.float32(0.0)
-    lv = np.float32(levels)
-    sg = np.float32(sigma)
     for kk in range(k):
         lo = adc_lo[kk]
-        step = (adc_hi[kk] - lo) / lv if levels > 0.0 else np.float32(1.0)
-        inv = np.float32(1.0) / step if step > zero else np.float32(1.0)
+        step, inv = _adc_grid(lo, adc_hi[kk], levels)
         xk = x[kk]
         for i in range(t):
             row = row_of[kk, i]
@@ -158,14 +178,7 @@ def _read_one(
                     xj = xk[j]
                     aw += w[j] * xj
                     av += np.float32(sv[j]) * (xj * xj)
-            y = aw
-            if sigma > 0.0:
-                y = aw + np.sqrt(av * s_scale[kk, i]) * z[kk, i] * sg
-            if levels > 0.0:
-                c = np.rint((y - lo) * inv)
-                c = min(max(c, zero), lv)
-                y = c * step + lo
-            raw[row] += y
+            raw[row] += _noisy_adc(aw, av * s_scale[kk, i], z[kk, i], sigma, levels, lo, step, inv)
             if exact:
                 dx[row] += ad * d_scale[kk, i]
 
@@ -189,13 +202,10 @@ def _read_one_unsigned(
     """:func:`_read_one` when S = (g0 + W)² + g0²: Σ S x² = Σ (g0 + W)² x² + g0² Σ x²."""
     k, t = x.shape
     zero = np.float32(0.0)
-    lv = np.float32(levels)
-    sg = np.float32(sigma)
     g = np.float32(g0)
     for kk in range(k):
         lo = adc_lo[kk]
-        step = (adc_hi[kk] - lo) / lv if levels > 0.0 else np.float32(1.0)
-        inv = np.float32(1.0) / step if step > zero else np.float32(1.0)
+        step, inv = _adc_grid(lo, adc_hi[kk], levels)
         xk = x[kk]
         x2 = zero
         for j in range(t):
@@ -214,14 +224,7 @@ def _read_one_unsigned(
                 aw += w[j] * xj
                 ad += np.float32(dv[j]) * xj
                 av += (gw * gw) * (xj * xj)
-            y = aw
-            if sigma > 0.0:
-                y = aw + np.sqrt(av + g * g * x2) * z[kk, i] * sg
-            if levels > 0.0:
-                c = np.rint((y - lo) * inv)
-                c = min(max(c, zero), lv)
-                y = c * step + lo
-            raw[row] += y
+            raw[row] += _noisy_adc(aw, av + g * g * x2, z[kk, i], sigma, levels, lo, step, inv)
             if exact:
                 dx[row] += ad * d_scale[kk, i]
 
@@ -294,6 +297,9 @@ def _finish(
 if _numba is not None:
     # reassoc lets the reductions vectorise; nsz/contract allow FMA. No finite-math assumptions.
     _flags = {"reassoc", "nsz", "contract"}
+    # The single-vector reads' shared pieces, compiled with their flags (so inlining changes nothing).
+    _adc_grid = _numba.njit(fastmath=_flags, nogil=True, cache=True)(_adc_grid)
+    _noisy_adc = _numba.njit(fastmath=_flags, nogil=True, cache=True)(_noisy_adc)
     _read_one_unsigned = _numba.njit(fastmath=_flags, boundscheck=False, nogil=True, cache=True)(
         _read_one_unsigned
     )
