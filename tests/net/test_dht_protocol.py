@@ -3,6 +3,7 @@ peer behind a NAT; sizes checked before anything is trusted."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import msgpack
@@ -13,12 +14,16 @@ from hypothesis import strategies as st
 from sedma.net.dht.protocol import (
     ENTRY,
     MAX_PEERS,
+    DhtHandlers,
     PeerCodec,
     entry_to_peer,
     peer_entry,
     peer_from_wire,
     peer_to_wire,
 )
+from sedma.net.dht.routing import RoutingTable
+from sedma.net.dht.storage import DhtStorage
+from sedma.net.rpc import Caller
 from sedma.net.types import PeerInfo
 
 PID, RELAY_ID = b"\x12\x20" + b"p" * 32, b"\x12\x20" + b"r" * 32
@@ -136,3 +141,40 @@ def test_fuzz_random_peer_lists_never_crash_and_yield_only_well_formed_peers(
 def test_fuzz_compact_lists_round_trip(ids: list[int]) -> None:
     peers = [PeerInfo(b"\x12\x20" + bytes([i]) * 32, f"10.0.{i}.1", 1 + i) for i in ids]
     assert PeerCodec().decode(_over_the_wire(PeerCodec().encode(peers))) == peers
+
+
+def _handlers_over(peers: list[PeerInfo]) -> tuple[DhtHandlers, RoutingTable]:
+    table = RoutingTable(b"\x00" * 32, k=20)
+    for p in peers:
+        table.add(p)
+    return DhtHandlers(table, DhtStorage()), table
+
+
+def _asker(peer: PeerInfo) -> Caller:
+    return Caller(peer.peer_id, b"", peer, None)
+
+
+def test_answers_from_the_ranked_rows_equal_the_per_peer_encoding() -> None:
+    rng = random.Random(5)
+    plain = [PeerInfo(b"\x12\x20" + rng.randbytes(32), "127.0.0.1", 4000 + i) for i in range(60)]
+    handlers, table = _handlers_over(plain)
+    for _ in range(20):
+        key, asker = rng.randbytes(32), rng.choice(plain)
+        expected = PeerCodec().encode(table.closest(key, 20, exclude=[asker.peer_id]))
+        assert handlers.find_node(_asker(asker), {"key": key}) == expected
+    moved = PeerInfo(plain[7].peer_id, "127.0.0.9", 9999)  # same id, new address: re-ranked
+    table.add(moved)
+    answer = handlers.find_node(_asker(plain[0]), {"key": moved.dht_key})
+    assert PeerCodec().decode(_over_the_wire(answer))[0] == moved
+
+
+def test_a_table_with_a_relayed_peer_still_answers_every_peer() -> None:
+    rng = random.Random(6)
+    plain = [PeerInfo(b"\x12\x20" + rng.randbytes(32), "127.0.0.1", 4000 + i) for i in range(30)]
+    relayed = PeerInfo(PID, "10.0.0.5", 4001, relay=(RELAY_ID, "203.0.113.7", 4002))
+    handlers, table = _handlers_over([*plain, relayed])
+    answer = handlers.find_node(_asker(plain[0]), {"key": relayed.dht_key})
+    closest = table.closest(relayed.dht_key, 20, exclude=[plain[0].peer_id])
+    assert answer == PeerCodec().encode(closest)
+    assert set(PeerCodec().decode(_over_the_wire(answer))) == set(closest)
+    assert answer["peers_x"] == [peer_to_wire(relayed)]

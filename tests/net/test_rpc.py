@@ -11,7 +11,7 @@ import pytest
 
 from sedma.net.holepunch import NatTransport
 from sedma.net.identity import Identity
-from sedma.net.rpc import Caller, RemoteError, RpcConfig, RpcEndpoint
+from sedma.net.rpc import Caller, RemoteError, RpcConfig, RpcEndpoint, _settle
 from sedma.net.transport import TcpTransport
 from sedma.net.types import PeerError, PeerInfo
 from sedma.net.wire import Kind
@@ -98,7 +98,7 @@ def test_unknown_method_and_unknown_frame_kind_get_error_answers() -> None:
         assert info.value.code == "unknown_method"
         rpc = await client.connection(peer)
         fut = asyncio.get_running_loop().create_future()
-        rpc._pending[99] = fut
+        rpc._pending[99] = _settle(fut)
         rpc.conn.write(77, 99, {})  # a frame kind no peer knows
         with pytest.raises(RemoteError, match="unknown frame kind 77"):
             await fut

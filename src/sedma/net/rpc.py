@@ -35,6 +35,8 @@ from sedma.net.wire import RECEIVE_INTO, Frame, Kind
 
 log = logging.getLogger("sedma.net.rpc")
 _HS_CONTEXT = b"sedma-handshake-v1"
+# How a request's outcome is delivered: (answer body, None) or (None, error), exactly once.
+Reply = Callable[[dict[str, Any] | None, BaseException | None], None]
 METHOD_KEY = "_m"
 STREAM_KEY = "_s"
 
@@ -111,8 +113,10 @@ class RpcConnection:
         self._nonce = os.urandom(32)
         self._state = "hello"
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self.last_used = asyncio.get_running_loop().time()
+        self._loop = asyncio.get_running_loop()
+        self._pending: dict[int, Reply] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self.last_used = self._loop.time()
         self._streams: dict[int, asyncio.Queue[Frame]] = {}
         self._credits: dict[int, asyncio.Queue[int]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -203,13 +207,13 @@ class RpcConnection:
         if frame.kind == Kind.ERROR and frame.req_id in self._streams:
             self._streams[frame.req_id].put_nowait(frame)
             return
-        fut = self._pending.pop(frame.req_id, None)
-        if fut is None or fut.done():
+        reply = self._settled(frame.req_id)
+        if reply is None:
             return
         if frame.kind == Kind.RESPONSE:
-            fut.set_result(frame.body)
+            reply(frame.body, None)
         else:
-            fut.set_exception(self._remote_error(frame.body))
+            reply(None, self._remote_error(frame.body))
 
     def _remote_error(self, body: dict[str, Any]) -> RemoteError:
         who = peer_id_text(self.caller.peer_id)[:16] if self.caller else str(self.conn.remote)
@@ -313,29 +317,27 @@ class RpcConnection:
             self._done(req_id)
 
     # -- outbound ----------------------------------------------------------------------------
-    @staticmethod
-    def _loop_time() -> float:
-        return asyncio.get_running_loop().time()
+    def _loop_time(self) -> float:
+        return self._loop.time()
 
     def idle(self, now: float) -> float:
         """Seconds since the last frame, or 0 while anything is outstanding on it."""
         busy = self._pending or self._tasks or self._streams or self._backlog
         return 0.0 if busy else now - self.last_used
 
-    def _register(
-        self, method: str, timeout: float
-    ) -> tuple[int, asyncio.Future[dict[str, Any]], asyncio.TimerHandle]:
-        """A fresh request id, the future its answer settles, and the timer that expires it."""
-        loop = asyncio.get_running_loop()
+    def _register(self, method: str, timeout: float, reply: Reply) -> int:
+        """A fresh request id whose outcome goes to ``reply``, and the timer that expires it."""
+        loop = self._loop
         self.last_used = loop.time()
         req_id = next(self._ids) & 0xFFFFFFFF
-        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._pending[req_id] = fut
-        return req_id, fut, loop.call_later(timeout, self._expire, req_id, method, timeout)
+        self._pending[req_id] = reply
+        self._timers[req_id] = loop.call_later(timeout, self._expire, req_id, method, timeout)
+        return req_id
 
     async def call(self, method: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One request, one answer, or :class:`PeerError` after ``timeout`` seconds."""
-        req_id, fut, timer = self._register(method, timeout)
+        fut: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        req_id = self._register(method, timeout, _settle(fut))
         into = RECEIVE_INTO.get()
         if into is not None:
             self.conn.expect_payload(req_id, into)
@@ -343,32 +345,36 @@ class RpcConnection:
             await self.conn.send(Kind.REQUEST, req_id, {**body, METHOD_KEY: method})
             return await fut
         finally:
-            self._settled(req_id, timer)
+            self._settled(req_id)
             if into is not None:
                 self.conn.forget_payload(req_id)
 
-    def start_call(self, method: str, body: dict[str, Any], timeout: float) -> asyncio.Future[dict[str, Any]]:
-        """Write one small request now; its answer (or :class:`PeerError`) comes on the future.
+    def start_call(self, method: str, body: dict[str, Any], timeout: float, reply: Reply) -> None:
+        """Write one small request now; its answer (or :class:`PeerError`) goes to ``reply``.
 
-        No task and no coroutine chain per request (a look-up sends 20 at once). The frame is
-        queued without waiting for the peer to drain, which suits small requests only.
+        ``reply`` runs inside the frame, timer or close callback that settles the request: no
+        task, no future and no extra loop turn per request (a look-up sends 20 at once). The
+        frame is queued without waiting for the peer to drain, which suits small requests only.
         """
-        req_id, fut, timer = self._register(method, timeout)
-        fut.add_done_callback(lambda _: self._settled(req_id, timer))
+        req_id = self._register(method, timeout, reply)
         try:
             self.conn.write(Kind.REQUEST, req_id, {**body, METHOD_KEY: method})
         except PeerError as exc:
-            fut.set_exception(exc)
-        return fut
+            self._settled(req_id)
+            reply(None, exc)
 
-    def _settled(self, req_id: int, timer: asyncio.TimerHandle) -> None:
-        timer.cancel()
-        self._pending.pop(req_id, None)
+    def _settled(self, req_id: int) -> Reply | None:
+        """Forget a request (answered, expired or abandoned); its reply if it was still pending."""
+        timer = self._timers.pop(req_id, None)
+        if timer is not None:
+            timer.cancel()
+        return self._pending.pop(req_id, None)
 
     def _expire(self, req_id: int, method: str, timeout: float) -> None:
-        fut = self._pending.pop(req_id, None)
-        if fut is not None and not fut.done():
-            fut.set_exception(PeerError(f"{method} to {self.conn.remote} timed out after {timeout}s"))
+        self._timers.pop(req_id, None)
+        reply = self._pending.pop(req_id, None)
+        if reply is not None:
+            reply(None, PeerError(f"{method} to {self.conn.remote} timed out after {timeout}s"))
 
     async def stream(
         self, method: str, body: dict[str, Any], timeout: float
@@ -413,10 +419,13 @@ class RpcConnection:
         if not self.ready.done():
             self.ready.set_exception(exc)
             self.ready.exception()
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(exc)
+        replies = list(self._pending.values())
         self._pending.clear()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for reply in replies:
+            reply(None, exc)
         for queue in self._streams.values():
             queue.put_nowait(Frame(Kind.ERROR, 0, {"code": "closed", "message": str(exc)}))
 
@@ -563,12 +572,22 @@ class RpcEndpoint:
     def request_soon(
         self, peer: PeerInfo, method: str, body: dict[str, Any], *, timeout: float | None = None
     ) -> asyncio.Future[dict[str, Any]]:
-        """:meth:`request` for small bodies as a future: written at once on a pooled connection
-        (no task per request); otherwise a task that dials first."""
+        """:meth:`request` for small bodies as a future (see :meth:`request_then`)."""
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.request_then(peer, method, body, _settle(fut), timeout=timeout)
+        return fut
+
+    def request_then(
+        self, peer: PeerInfo, method: str, body: dict[str, Any], reply: Reply, *, timeout: float | None = None
+    ) -> None:
+        """:meth:`request` for small bodies, its outcome handed to ``reply``: written at once on a
+        pooled connection (no task per request); otherwise a task dials first."""
         rpc = self._pool.get(peer.peer_id or peer.addr)
-        if rpc is None or rpc.conn.closed:
-            return asyncio.ensure_future(self.request(peer, method, body, timeout=timeout))
-        return rpc.start_call(method, body, timeout or self.config.request_timeout)
+        if rpc is not None and not rpc.conn.closed:
+            rpc.start_call(method, body, timeout or self.config.request_timeout, reply)
+            return
+        task = asyncio.ensure_future(self.request(peer, method, body, timeout=timeout))
+        task.add_done_callback(lambda done: _deliver(done, reply))
 
     async def stream(
         self, peer: PeerInfo, method: str, body: dict[str, Any], *, timeout: float | None = None
@@ -626,3 +645,26 @@ class RpcEndpoint:
             rpc.close()
         self._pool.clear()
         await asyncio.sleep(0)
+
+
+def _settle(fut: asyncio.Future[dict[str, Any]]) -> Reply:
+    """A :data:`Reply` that settles ``fut`` (unless it was cancelled meanwhile)."""
+
+    def reply(body: dict[str, Any] | None, exc: BaseException | None) -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(body or {})
+
+    return reply
+
+
+def _deliver(task: asyncio.Future[dict[str, Any]], reply: Reply) -> None:
+    if task.cancelled():
+        reply(None, asyncio.CancelledError())
+    elif (exc := task.exception()) is not None:
+        reply(None, exc)
+    else:
+        reply(task.result(), None)

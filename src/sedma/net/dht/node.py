@@ -157,13 +157,17 @@ class DhtNode:
         return load
 
     def _query(self, method: str, key: bytes, field: str | None) -> Query:
-        """The look-up's RPC: a future per peer, settled by a callback (no task per request)."""
-        body = {"key": key}
+        """The look-up's RPC: a future per peer, settled from the answer's frame callback."""
+        body, endpoint, timeout = {"key": key}, self.endpoint, self.config.rpc_timeout
+        loop = asyncio.get_running_loop()
 
         def ask(peer: PeerInfo) -> asyncio.Future[Answer]:
-            answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-            reply = self.endpoint.request_soon(peer, method, body, timeout=self.config.rpc_timeout)
-            reply.add_done_callback(lambda done: self._answered(peer, field, done, answer))
+            answer: asyncio.Future[Answer] = loop.create_future()
+
+            def reply(found: dict[str, Any] | None, exc: BaseException | None) -> None:
+                self._answered(peer, field, found, exc, answer)
+
+            endpoint.request_then(peer, method, body, reply, timeout=timeout)
             return answer
 
         return ask
@@ -172,19 +176,18 @@ class DhtNode:
         self,
         peer: PeerInfo,
         field: str | None,
-        reply: asyncio.Future[dict[str, Any]],
+        found: dict[str, Any] | None,
+        exc: BaseException | None,
         answer: asyncio.Future[Answer],
     ) -> None:
-        exc = asyncio.CancelledError() if reply.cancelled() else reply.exception()  # always retrieved
         if isinstance(exc, PeerError) and not isinstance(exc, RemoteError):
             self._mark_dead(peer)  # as _call does: a dead peer costs one timeout at most
         if answer.done():  # a straggler the look-up no longer waits for
             return
-        if exc is not None:
-            answer.set_exception(exc)
+        if exc is not None or found is None:
+            answer.set_exception(exc or PeerError("empty answer"))
             return
         self._note_heard(peer.peer_id)
-        found = reply.result()
         values = found.get(field) if field else None
         if field == "providers":
             values = values if isinstance(values, list) else []

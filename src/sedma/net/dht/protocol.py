@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sedma.net.dht.routing import RoutingTable
+import numpy as np
+
+from sedma.net.dht.routing import Ranking, RoutingTable
 from sedma.net.dht.storage import DhtStorage, ProviderRecord, SignedRecord
 from sedma.net.rpc import Caller, RpcEndpoint, load_to_wire
 from sedma.net.types import IntegrityError, PeerInfo, PeerLoad, relay_from_wire, relay_to_wire
@@ -86,6 +88,9 @@ class PeerCodec:
         self._out: dict[bytes, tuple[PeerInfo, bytes | None]] = {}  # peer id -> (peer, entry)
         self._in: dict[bytes, PeerInfo] = {}  # entry -> peer
         self._lists: dict[bytes, list[PeerInfo]] = {}  # whole entry list -> peers
+        # The entries of one routing-table ranking as rows (None: some peer needs the general
+        # form), so an answer is one fancy-indexing copy, not a loop over k peers.
+        self._rows: tuple[Ranking | None, np.ndarray[Any, np.dtype[np.uint8]] | None] = (None, None)
 
     def encode(self, peers: list[PeerInfo]) -> dict[str, Any]:
         """``{"peers": entries, "peers_x": [general form, …]}`` (``peers_x`` only when needed)."""
@@ -104,6 +109,20 @@ class PeerCodec:
         if extra:
             body["peers_x"] = extra
         return body
+
+    def encode_ranked(self, ranking: Ranking, order: np.ndarray[Any, np.dtype[np.intp]]) -> dict[str, Any]:
+        """:meth:`encode` of the peers at positions ``order`` of ``ranking``."""
+        held, rows = self._rows
+        if held is not ranking:
+            entries = [peer_entry(p) for p in ranking.peers]
+            rows = None
+            if all(e is not None for e in entries):
+                flat = b"".join(e for e in entries if e is not None)
+                rows = np.frombuffer(flat, dtype=np.uint8).reshape(len(entries), ENTRY)
+            self._rows = ranking, rows
+        if rows is None:
+            return self.encode([ranking.peers[i] for i in order.tolist()])
+        return {"peers": rows[order].tobytes()}
 
     def decode(self, body: dict[str, Any]) -> list[PeerInfo]:
         """The peers an answer names (do not modify the list: it may be shared); a malformed
@@ -181,7 +200,8 @@ class DhtHandlers:
         endpoint.register_sync(GET_PROVIDERS, self.get_providers)
 
     def _closer(self, key: bytes, caller: Caller) -> dict[str, Any]:
-        return self.codec.encode(self.routing.closest(key, self.routing.k, exclude=(caller.peer_id,)))
+        ranking, order = self.routing.nearest(key, self.routing.k, exclude=(caller.peer_id,))
+        return self.codec.encode_ranked(ranking, order)
 
     def ping(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         return {"load": load_to_wire(self.load_fn() if self.load_fn else None)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,6 +33,20 @@ def random_key_in_bucket(self_key: bytes, index: int) -> bytes:
     return key.to_bytes(KEY_BITS // 8, "big")
 
 
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Every known peer in one fixed order, rebuilt when membership or an address changes.
+
+    ``top`` holds the top 64 bits of each DHT key: when they differ between all peers
+    (``exact``) they order full 256-bit distances the same way, so one numpy argsort ranks.
+    """
+
+    peers: list[PeerInfo]
+    top: np.ndarray[tuple[int], np.dtype[np.uint64]]
+    exact: bool
+    index: dict[bytes, int]  # peer id -> position
+
+
 class RoutingTable:
     """256 least-recently-seen-ordered buckets of at most k peers each."""
 
@@ -42,11 +57,8 @@ class RoutingTable:
         self._self_int = int.from_bytes(self_key, "big")
         self.k = k
         self.buckets: list[OrderedDict[bytes, PeerInfo]] = [OrderedDict() for _ in range(KEY_BITS)]
-        self._ints: dict[bytes, int] = {}  # peer id -> DHT key as an int, so sorting hashes nothing
         self._all: dict[bytes, PeerInfo] = {}  # every peer, flat: closest() skips the 256 buckets
-        # closest() ranks by the top 64 bits of the distance as one numpy array (rebuilt when
-        # membership changes); exact whenever those bits differ between all peers.
-        self._ranked: tuple[list[bytes], np.ndarray[tuple[int], np.dtype[np.uint64]], bool] | None = None
+        self._ranked: Ranking | None = None
 
     def add(self, peer: PeerInfo) -> tuple[bool, PeerInfo | None]:
         """Insert or refresh ``peer``; returns (is new, least-recently-seen peer to ping if full)."""
@@ -55,12 +67,14 @@ class RoutingTable:
             return False, None
         bucket = self.buckets[index]
         if peer.peer_id in bucket:
+            old = self._all[peer.peer_id]
+            if old is not peer and old != peer:
+                self._ranked = None  # a new address: answers must name it
             bucket[peer.peer_id] = self._all[peer.peer_id] = peer
             bucket.move_to_end(peer.peer_id)
             return False, None
         if len(bucket) < self.k:
             bucket[peer.peer_id] = self._all[peer.peer_id] = peer
-            self._ints[peer.peer_id] = peer.dht_int
             self._ranked = None
             return True, None
         return False, next(iter(bucket.values()))
@@ -68,9 +82,8 @@ class RoutingTable:
     def remove(self, peer: PeerInfo) -> bool:
         """Drop ``peer`` (it failed to answer)."""
         index = (self._self_int ^ peer.dht_int).bit_length() - 1
-        if self._ints.pop(peer.peer_id, None) is not None:
+        if self._all.pop(peer.peer_id, None) is not None:
             self._ranked = None  # only a real change of membership re-ranks (dead peers repeat)
-        self._all.pop(peer.peer_id, None)
         return index >= 0 and self.buckets[index].pop(peer.peer_id, None) is not None
 
     def __contains__(self, peer: PeerInfo) -> bool:
@@ -89,40 +102,33 @@ class RoutingTable:
 
     def closest(self, key: bytes, n: int, *, exclude: Iterable[bytes] = ()) -> list[PeerInfo]:
         """The ``n`` known peers nearest to ``key`` by XOR distance (Eq. 2)."""
-        skip = set(exclude)
-        ids, top, exact = self._ranked or self._rank()
-        if not exact:
-            return self._closest_exact(key, n, skip)
-        # Distinct top 64 bits order the full 256-bit distances the same way.
-        order = np.argsort(top ^ np.uint64(int.from_bytes(key[:8], "big")))
-        known = self._all
-        out: list[PeerInfo] = []
-        for i in order.tolist():
-            if ids[i] not in skip:
-                out.append(known[ids[i]])
-                if len(out) == n:
-                    break
-        return out
+        ranking, order = self.nearest(key, n, exclude=exclude)
+        peers = ranking.peers
+        return [peers[i] for i in order.tolist()]
 
-    def _rank(self) -> tuple[list[bytes], np.ndarray[tuple[int], np.dtype[np.uint64]], bool]:
-        ids = list(self._ints)
-        top = np.array([v >> (KEY_BITS - 64) for v in self._ints.values()], dtype=np.uint64)
-        self._ranked = (ids, top, len(np.unique(top)) == len(top))
+    def nearest(
+        self, key: bytes, n: int, *, exclude: Iterable[bytes] = ()
+    ) -> tuple[Ranking, np.ndarray[tuple[int], np.dtype[np.intp]]]:
+        """The ranking and the positions in it of the ``n`` peers nearest to ``key``, nearest first."""
+        ranking = self._ranked or self._rank()
+        if ranking.exact:
+            order = (ranking.top ^ np.uint64(int.from_bytes(key[:8], "big"))).argsort()
+        else:  # two peers share their top 64 bits: rank on full-width distances
+            target = int.from_bytes(key, "big")
+            dist = [p.dht_int ^ target for p in ranking.peers]
+            order = np.array(sorted(range(len(dist)), key=dist.__getitem__), dtype=np.intp)
+        skip = [i for i in map(ranking.index.get, exclude) if i is not None]
+        if skip:
+            order = order[: n + len(skip)]
+            order = order[order != skip[0]] if len(skip) == 1 else order[~np.isin(order, skip)]
+        return ranking, order[:n]
+
+    def _rank(self) -> Ranking:
+        peers = list(self._all.values())
+        top = np.array([p.dht_int >> (KEY_BITS - 64) for p in peers], dtype=np.uint64)
+        index = {p.peer_id: i for i, p in enumerate(peers)}
+        self._ranked = Ranking(peers, top, len(np.unique(top)) == len(top), index)
         return self._ranked
-
-    def _closest_exact(self, key: bytes, n: int, skip: set[bytes]) -> list[PeerInfo]:
-        """Full-width ranking, for tables where two peers share their top 64 key bits."""
-        target = int.from_bytes(key, "big")
-        ints, known = self._ints, self._all
-        # (distance, id) pairs sort on the int alone: distinct keys have distinct distances.
-        ranked = sorted(zip([v ^ target for v in ints.values()], ints, strict=True))
-        out: list[PeerInfo] = []
-        for _, pid in ranked:
-            if pid not in skip:
-                out.append(known[pid])
-                if len(out) == n:
-                    break
-        return out
 
     def refresh_indices(self) -> list[int]:
         """Buckets a join should refresh: every one farther than our nearest neighbour."""

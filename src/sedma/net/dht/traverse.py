@@ -60,6 +60,7 @@ class _Lookup:
         self.values: list[Any] = []
         self.best = 1 << 257
         self.burst = False
+        self.failed = 0  # candidates that failed: none, and the shortlist is a plain slice
 
     def offer(self, peers: Iterable[PeerInfo], depth: int) -> bool:
         """Add newly learnt peers; True when one is closer than any seen before."""
@@ -76,6 +77,8 @@ class _Lookup:
 
     def shortlist(self) -> list[_Candidate]:
         """The k nearest candidates that have not failed."""
+        if not self.failed:
+            return self.order[: self.k]
         out: list[_Candidate] = []
         for cand in self.order:
             if cand.state != "failed":
@@ -108,39 +111,71 @@ async def iterative_lookup(
     """Find the k peers closest to ``target`` and collect all values they hold."""
     state = _Lookup(target, k, alpha, set(exclude))
     state.offer(seeds, 1)
-    tasks: dict[asyncio.Task[Answer], _Candidate] = {}
-    # Finished queries arrive through one queue: O(1) per answer, where asyncio.wait would
-    # re-register a callback on every pending query each time.
-    done: asyncio.Queue[asyncio.Task[Answer]] = asyncio.Queue()
+    run = _Run(state, query)
+    run.pump()
     try:
-        while True:
-            short = state.shortlist()  # once per wake-up: it is the look-up's hot loop
-            if all(c.state == "done" for c in short):
-                break
-            for cand in state.next_to_ask(short, len(tasks)):
-                cand.state = "asked"
-                task = asyncio.ensure_future(query(cand.peer))
-                task.add_done_callback(done.put_nowait)
-                tasks[task] = cand
-            if not tasks:
-                break
-            task = await done.get()
-            _absorb(state, tasks.pop(task), task)
-            while not done.empty():  # answers that arrived together: one shortlist for all
-                task = done.get_nowait()
-                _absorb(state, tasks.pop(task), task)
+        await run.finished
     finally:
-        for task in tasks:
-            task.cancel()  # stragglers outside the final k are not waited for
+        run.finished.cancel()  # no-op once finished; on cancellation, stops the callbacks
+        for fut in run.inflight:
+            fut.cancel()  # stragglers outside the final k are not waited for
     return _result(state)
 
 
-def _absorb(state: _Lookup, cand: _Candidate, task: asyncio.Task[Answer]) -> None:
-    exc = task.exception()
+class _Run:
+    """Drives one look-up from the answers' callbacks: the awaiting task wakes once, at the end.
+
+    Answers that arrive in one loop turn are absorbed before the next queries are chosen (one
+    shortlist for all of them, as the paper's rounds do): the first schedules :meth:`pump`.
+    """
+
+    __slots__ = ("finished", "inflight", "loop", "pumping", "query", "state")
+
+    def __init__(self, state: _Lookup, query: Query) -> None:
+        self.state, self.query = state, query
+        self.loop = asyncio.get_running_loop()
+        self.inflight: dict[asyncio.Future[Answer], _Candidate] = {}
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        self.pumping = False
+
+    def pump(self) -> None:
+        self.pumping = False
+        if self.finished.done():
+            return
+        state = self.state
+        short = state.shortlist()
+        if all(c.state == "done" for c in short):
+            self.finished.set_result(None)
+            return
+        for cand in state.next_to_ask(short, len(self.inflight)):
+            cand.state = "asked"
+            fut = asyncio.ensure_future(self.query(cand.peer))
+            self.inflight[fut] = cand
+            fut.add_done_callback(self._answered)
+        if not self.inflight:
+            self.finished.set_result(None)
+
+    def _answered(self, fut: asyncio.Future[Answer]) -> None:
+        cand = self.inflight.pop(fut, None)
+        if cand is None or self.finished.done():
+            return
+        try:
+            _absorb(self.state, cand, fut)
+        except BaseException as exc:  # not a network failure: a bug, surfaced to the caller
+            self.finished.set_exception(exc)
+            return
+        if not self.pumping:
+            self.pumping = True
+            self.loop.call_soon(self.pump)
+
+
+def _absorb(state: _Lookup, cand: _Candidate, task: asyncio.Future[Answer]) -> None:
+    exc = asyncio.CancelledError() if task.cancelled() else task.exception()
     if exc is not None:
         if not isinstance(exc, NetError | OSError | TimeoutError):
             raise exc
         cand.state = "failed"
+        state.failed += 1
         return
     answer = task.result()
     cand.state = "done"
