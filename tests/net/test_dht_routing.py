@@ -101,3 +101,17 @@ def test_closest_names_a_peer_by_its_latest_address() -> None:
     table.add(moved)
     assert table.closest(target, 1) == [moved]
     assert table.get(moved.peer_id) == moved
+
+
+def test_leaving_out_one_asker_matches_brute_force_for_every_answer_size() -> None:
+    table = RoutingTable(os.urandom(32), k=20)
+    for i in range(24):
+        table.add(_peer(i))
+    known = table.peers()
+    for _ in range(20):
+        target = os.urandom(32)
+        ranked = sorted(known, key=lambda p: distance(p.dht_key, target))
+        asker = ranked[int.from_bytes(os.urandom(1), "big") % len(ranked)]
+        kept = [p for p in ranked if p is not asker]
+        for n in (1, 20, len(known) - 2, len(known) - 1, len(known)):
+            assert table.closest(target, n, exclude=[asker.peer_id]) == kept[:n]

@@ -90,10 +90,13 @@ def encode(kind: int, req_id: int, body: dict[str, Any] | None = None) -> list[b
     return [head + meta, payload] if payload else [head + meta]
 
 
+_BUFFERS = (bytes, bytearray, memoryview)  # a tuple: a `bytes | …` union is rebuilt per call
+
+
 def _payload_key(body: dict[str, Any]) -> str | None:
     best, best_len = None, PAYLOAD_MIN - 1
     for key, value in body.items():
-        if isinstance(value, bytes | bytearray | memoryview) and len(value) > best_len:
+        if isinstance(value, _BUFFERS) and len(value) > best_len:
             best, best_len = key, len(value)
     return best
 

@@ -142,11 +142,14 @@ class PeerCodec:
         peers = self._lists.get(blob)
         if peers is not None:
             return peers
-        entries = [blob[at : at + ENTRY] for at in range(0, len(blob), ENTRY)]
-        got = list(map(self._in.get, entries))
-        if None in got:
-            got = [p or self._parse(e) for p, e in zip(got, entries, strict=True)]
-        peers = [p for p in got if p is not None]
+        memo, size = self._in, len(blob)
+        try:  # the usual answer names only peers seen before: one pass of dict look-ups
+            peers = [memo[blob[at : at + ENTRY]] for at in range(0, size, ENTRY)]
+        except KeyError:
+            got = [
+                memo.get(e) or self._parse(e) for e in (blob[at : at + ENTRY] for at in range(0, size, ENTRY))
+            ]
+            peers = [p for p in got if p is not None]
         if len(self._lists) >= _LISTS_MAX:
             self._lists.clear()
         self._lists[blob] = peers

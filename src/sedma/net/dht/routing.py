@@ -14,6 +14,7 @@ from sedma.net.types import PeerInfo
 
 KEY_BITS = 256
 K = 20  # bucket size k, Kademlia paper §2.2
+_FAR = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 
 
 def distance(a: bytes, b: bytes) -> int:
@@ -111,13 +112,20 @@ class RoutingTable:
     ) -> tuple[Ranking, np.ndarray[tuple[int], np.dtype[np.intp]]]:
         """The ranking and the positions in it of the ``n`` peers nearest to ``key``, nearest first."""
         ranking = self._ranked or self._rank()
+        skip = [i for i in map(ranking.index.get, exclude) if i is not None]
         if ranking.exact:
-            order = (ranking.top ^ np.uint64(int.from_bytes(key[:8], "big"))).argsort()
+            dist = ranking.top ^ np.uint64(int.from_bytes(key[:8], "big"))
+            if len(skip) == 1 and n < len(dist) - 1:
+                # The usual answer leaves out only the asker: rank it last instead of masking.
+                # Tops are distinct, so at most one kept peer ties it at _FAR, and both sort
+                # into the last two places, which n < N − 1 never reaches.
+                dist[skip[0]] = _FAR
+                return ranking, dist.argsort()[:n]
+            order = dist.argsort()
         else:  # two peers share their top 64 bits: rank on full-width distances
             target = int.from_bytes(key, "big")
-            dist = [p.dht_int ^ target for p in ranking.peers]
-            order = np.array(sorted(range(len(dist)), key=dist.__getitem__), dtype=np.intp)
-        skip = [i for i in map(ranking.index.get, exclude) if i is not None]
+            full = [p.dht_int ^ target for p in ranking.peers]
+            order = np.array(sorted(range(len(full)), key=full.__getitem__), dtype=np.intp)
         if skip:
             order = order[: n + len(skip)]
             order = order[order != skip[0]] if len(skip) == 1 else order[~np.isin(order, skip)]

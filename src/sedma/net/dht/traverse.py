@@ -64,10 +64,9 @@ class _Lookup:
 
     def offer(self, peers: Iterable[PeerInfo], depth: int) -> bool:
         """Add newly learnt peers; True when one is closer than any seen before."""
-        closer = False
-        for peer in peers:
-            if peer.peer_id in self.exclude or peer.peer_id in self.cands:
-                continue
+        closer, known, cands = False, self.exclude, self.cands
+        # Answers late in a look-up name peers already met: filter them in one pass first.
+        for peer in [p for p in peers if p.peer_id not in cands and p.peer_id not in known]:
             cand = _Candidate(peer, peer.dht_int ^ self.target_int, depth)
             self.cands[peer.peer_id] = cand
             bisect.insort(self.order, cand, key=_dist)
