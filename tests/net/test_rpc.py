@@ -285,3 +285,30 @@ def test_handshake_carries_the_relay_and_the_far_side_routes_through_it() -> Non
         await server.close()
 
     run(main())
+
+
+def test_each_request_expires_at_its_own_deadline_on_a_shared_connection() -> None:
+    async def main() -> None:
+        server, client, peer = await _pair()
+        await client.request(peer, "echo", {})  # connect first: only the requests are timed
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+
+        async def timed(s: float, timeout: float) -> tuple[str, float]:
+            try:
+                await client.request(peer, "slow", {"s": s}, timeout=timeout)
+                outcome = "answered"
+            except PeerError:
+                outcome = "timed out"
+            return outcome, loop.time() - t0
+
+        # A long deadline armed first, then a shorter one, then one answered in time.
+        late, early, fine = await asyncio.gather(timed(5, 1.2), timed(5, 0.3), timed(0.5, 2.0))
+        assert early[0] == "timed out" and 0.25 <= early[1] < 0.8
+        assert fine[0] == "answered" and fine[1] >= 0.5
+        assert late[0] == "timed out" and 1.15 <= late[1] < 2.0
+        assert (await client.request(peer, "echo", {"ok": 1}))["ok"] == 1  # connection survives
+        await client.close()
+        await server.close()
+
+    run(main())

@@ -168,3 +168,10 @@ def test_a_lease_taken_back_mid_payload_keeps_what_came_and_writes_no_more(take_
     (frame,) = dec.feed(data[cut:])
     assert frame.body["data"] is not lease.view and frame.body["data"] == block  # whole, in scratch
     assert not any(target[len(block) // 2 :])  # nothing after the take-back landed in the lent buffer
+
+
+def test_a_body_that_cannot_be_encoded_is_refused_and_the_next_frame_is_whole() -> None:
+    with pytest.raises(ProtocolError, match="not msgpack-encodable"):
+        encode(Kind.REQUEST, 1, {"bad": object(), "big": b"x" * 100})
+    frames = FrameDecoder().feed(_bytes(encode(Kind.REQUEST, 2, {"ok": 1})))
+    assert [(f.kind, f.req_id, f.body) for f in frames] == [(Kind.REQUEST, 2, {"ok": 1})]

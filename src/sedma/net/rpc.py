@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,6 +36,7 @@ from sedma.net.wire import RECEIVE_INTO, Frame, Kind
 
 log = logging.getLogger("sedma.net.rpc")
 _HS_CONTEXT = b"sedma-handshake-v1"
+_TIMER_SLACK = 0.002  # seconds: a request this close to its deadline at a sweep has expired
 # How a request's outcome is delivered: (answer body, None) or (None, error), exactly once.
 Reply = Callable[[dict[str, Any] | None, BaseException | None], None]
 METHOD_KEY = "_m"
@@ -115,7 +117,11 @@ class RpcConnection:
         self._ids = itertools.count(1)
         self._loop = asyncio.get_running_loop()
         self._pending: dict[int, Reply] = {}
-        self._timers: dict[int, asyncio.TimerHandle] = {}
+        # Request expiry: deadlines in a dict and one timer armed for the earliest, so a request
+        # costs no timer of its own (answers nearly always come long before the deadline).
+        self._deadlines: dict[int, tuple[float, str, float]] = {}  # id -> (at, method, timeout)
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
         self.last_used = self._loop.time()
         self._streams: dict[int, asyncio.Queue[Frame]] = {}
         self._credits: dict[int, asyncio.Queue[int]] = {}
@@ -327,12 +333,32 @@ class RpcConnection:
 
     def _register(self, method: str, timeout: float, reply: Reply) -> int:
         """A fresh request id whose outcome goes to ``reply``, and the timer that expires it."""
-        loop = self._loop
-        self.last_used = loop.time()
+        now = self.last_used = self._loop.time()
         req_id = next(self._ids) & 0xFFFFFFFF
         self._pending[req_id] = reply
-        self._timers[req_id] = loop.call_later(timeout, self._expire, req_id, method, timeout)
+        at = now + timeout
+        self._deadlines[req_id] = (at, method, timeout)
+        if at < self._sweep_at:
+            self._arm(at)
         return req_id
+
+    def _arm(self, at: float) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep_at, self._sweep = at, self._loop.call_at(at, self._expire_due)
+
+    def _expire_due(self) -> None:
+        """Fail every request past its deadline, then wait for the next deadline."""
+        self._sweep, self._sweep_at = None, math.inf
+        now = self._loop.time() + _TIMER_SLACK  # loop timers may fire a hair early
+        due = [req_id for req_id, (at, _, _) in self._deadlines.items() if at <= now]
+        for req_id in due:
+            _, method, timeout = self._deadlines.pop(req_id)
+            reply = self._pending.pop(req_id, None)
+            if reply is not None:
+                reply(None, PeerError(f"{method} to {self.conn.remote} timed out after {timeout}s"))
+        if self._deadlines:
+            self._arm(min(at for at, _, _ in self._deadlines.values()))
 
     async def call(self, method: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One request, one answer, or :class:`PeerError` after ``timeout`` seconds."""
@@ -365,16 +391,8 @@ class RpcConnection:
 
     def _settled(self, req_id: int) -> Reply | None:
         """Forget a request (answered, expired or abandoned); its reply if it was still pending."""
-        timer = self._timers.pop(req_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._deadlines.pop(req_id, None)
         return self._pending.pop(req_id, None)
-
-    def _expire(self, req_id: int, method: str, timeout: float) -> None:
-        self._timers.pop(req_id, None)
-        reply = self._pending.pop(req_id, None)
-        if reply is not None:
-            reply(None, PeerError(f"{method} to {self.conn.remote} timed out after {timeout}s"))
 
     async def stream(
         self, method: str, body: dict[str, Any], timeout: float
@@ -421,9 +439,10 @@ class RpcConnection:
             self.ready.exception()
         replies = list(self._pending.values())
         self._pending.clear()
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        self._deadlines.clear()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep, self._sweep_at = None, math.inf
         for reply in replies:
             reply(None, exc)
         for queue in self._streams.values():

@@ -17,6 +17,7 @@ to a scratch buffer and the rest arrive there.
 from __future__ import annotations
 
 import struct
+import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -80,7 +81,7 @@ def encode(kind: int, req_id: int, body: dict[str, Any] | None = None) -> list[b
         payload = body[big]
         body = {**body, big: None, PAYLOAD_KEY: big}
     try:
-        meta = msgpack.packb(body, use_bin_type=True)
+        meta = _packer().pack(body)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError(f"frame body is not msgpack-encodable: {exc}") from exc
     size = len(meta) + len(payload)
@@ -88,6 +89,18 @@ def encode(kind: int, req_id: int, body: dict[str, Any] | None = None) -> list[b
         raise ProtocolError(f"frame of {size} bytes exceeds the maximum {MAX_FRAME}")
     head = HEADER.pack(MAGIC, VERSION, kind, req_id & 0xFFFFFFFF, len(meta), len(payload))
     return [head + meta, payload] if payload else [head + meta]
+
+
+_LOCAL = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    """This thread's reusable packer: ``msgpack.packb`` builds a new one per frame."""
+    try:
+        return _LOCAL.packer  # type: ignore[no-any-return]
+    except AttributeError:
+        _LOCAL.packer = msgpack.Packer(use_bin_type=True)  # resets itself after a failed pack
+        return _LOCAL.packer  # type: ignore[no-any-return]
 
 
 _BUFFERS = (bytes, bytearray, memoryview)  # a tuple: a `bytes | …` union is rebuilt per call
