@@ -141,6 +141,7 @@ class FrameDecoder:
     def __init__(self, *, max_frame: int = MAX_FRAME) -> None:
         self.max_frame = max_frame
         self._buf = bytearray(_RECV_BUFFER)
+        self._view = memoryview(self._buf)  # never resized: slices of one view, no copies
         self._start = 0  # first unparsed byte in _buf
         self._end = 0  # end of received bytes in _buf
         # A large frame is received into two dedicated buffers, meta then payload, so the
@@ -163,7 +164,7 @@ class FrameDecoder:
             return memoryview(self._big_pay)[self._big_fill - meta_len :]
         if self._end == len(self._buf):
             self._compact()
-        return memoryview(self._buf)[self._end :]
+        return self._view[self._end :]
 
     def expect(self, req_id: int, into: Lease) -> None:
         """Receive the payload of the RESPONSE to ``req_id`` into ``into`` if its size matches."""
@@ -222,7 +223,7 @@ class FrameDecoder:
             if self._end - self._start < total:
                 break
             body_at = self._start + HEADER_SIZE
-            meta = bytes(self._buf[body_at : body_at + meta_len])
+            meta = self._view[body_at : body_at + meta_len]  # unpacked before the buffer moves on
             payload = bytes(self._buf[body_at + meta_len : self._start + total]) if pay_len else None
             self._start += total
             frames.append(Frame(kind, req_id, _decode_meta(meta, payload)))

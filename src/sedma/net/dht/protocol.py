@@ -36,6 +36,7 @@ MAX_PEERS = 256  # peers accepted from one answer (we send k = 20); more and the
 _ID_PREFIX = b"\x12\x20"  # sha2-256 multihash: every peer id starts with it
 _MEMO_MAX = 1 << 16  # bounded memos: entries come from the network
 _LISTS_MAX = 1024
+_ROW = np.dtype(f"V{ENTRY}")  # one compact entry as one opaque item: 1-D gathers are cheapest
 
 
 def peer_to_wire(peer: PeerInfo) -> list[Any]:
@@ -90,7 +91,7 @@ class PeerCodec:
         self._lists: dict[bytes, list[PeerInfo]] = {}  # whole entry list -> peers
         # The entries of one routing-table ranking as rows (None: some peer needs the general
         # form), so an answer is one fancy-indexing copy, not a loop over k peers.
-        self._rows: tuple[Ranking | None, np.ndarray[Any, np.dtype[np.uint8]] | None] = (None, None)
+        self._rows: tuple[Ranking | None, np.ndarray[Any, np.dtype[np.void]] | None] = (None, None)
 
     def encode(self, peers: list[PeerInfo]) -> dict[str, Any]:
         """``{"peers": entries, "peers_x": [general form, …]}`` (``peers_x`` only when needed)."""
@@ -118,7 +119,7 @@ class PeerCodec:
             rows = None
             if all(e is not None for e in entries):
                 flat = b"".join(e for e in entries if e is not None)
-                rows = np.frombuffer(flat, dtype=np.uint8).reshape(len(entries), ENTRY)
+                rows = np.frombuffer(flat, dtype=_ROW)
             self._rows = ranking, rows
         if rows is None:
             return self.encode([ranking.peers[i] for i in order.tolist()])

@@ -46,6 +46,10 @@ class Ranking:
     top: np.ndarray[tuple[int], np.dtype[np.uint64]]
     exact: bool
     index: dict[bytes, int]  # peer id -> position
+    # Scratch for one ranking at a time (the event loop's thread): distances and the key's top
+    # 64 bits, so ranking allocates nothing but the argsort (small numpy calls cost per call).
+    dist: np.ndarray[tuple[int], np.dtype[np.uint64]]
+    key_top: np.ndarray[tuple[int], np.dtype[np.uint64]]
 
 
 class RoutingTable:
@@ -114,7 +118,9 @@ class RoutingTable:
         ranking = self._ranked or self._rank()
         skip = [i for i in map(ranking.index.get, exclude) if i is not None]
         if ranking.exact:
-            dist = ranking.top ^ np.uint64(int.from_bytes(key[:8], "big"))
+            dist = ranking.dist
+            ranking.key_top[0] = int.from_bytes(key[:8], "big")
+            np.bitwise_xor(ranking.top, ranking.key_top, out=dist)
             if len(skip) == 1 and n < len(dist) - 1:
                 # The usual answer leaves out only the asker: rank it last instead of masking.
                 # Tops are distinct, so at most one kept peer ties it at _FAR, and both sort
@@ -135,7 +141,8 @@ class RoutingTable:
         peers = list(self._all.values())
         top = np.array([p.dht_int >> (KEY_BITS - 64) for p in peers], dtype=np.uint64)
         index = {p.peer_id: i for i, p in enumerate(peers)}
-        self._ranked = Ranking(peers, top, len(np.unique(top)) == len(top), index)
+        exact = len(np.unique(top)) == len(top)
+        self._ranked = Ranking(peers, top, exact, index, np.empty_like(top), np.zeros(1, dtype=np.uint64))
         return self._ranked
 
     def refresh_indices(self) -> list[int]:
