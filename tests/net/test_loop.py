@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -62,3 +63,20 @@ def test_a_node_process_serves_on_the_chosen_loop() -> None:
             proc.kill()
             _, logs = proc.communicate()
         assert f"event loop: {'uvloop' if value == '1' else 'asyncio'}" in logs
+
+
+async def _threshold() -> tuple[int, int, int]:
+    await asyncio.sleep(0)
+    return gc.get_threshold()
+
+
+def test_the_collector_runs_less_often_while_a_net_loop_runs_and_is_restored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(loop.GC_ENV, raising=False)
+    before = gc.get_threshold()
+    during = loop.run(_threshold())
+    assert during[0] >= loop.GC_GEN0 > before[0]
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    monkeypatch.setenv(loop.GC_ENV, "0")
+    assert loop.run(_threshold()) == before
