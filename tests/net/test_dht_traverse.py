@@ -7,6 +7,8 @@ import math
 import os
 import time
 
+import pytest
+
 from sedma.net.dht.routing import RoutingTable, distance
 from sedma.net.dht.traverse import Answer, iterative_lookup
 from sedma.net.types import PeerError, PeerInfo
@@ -61,3 +63,40 @@ def test_dead_peers_are_skipped_and_stragglers_not_awaited() -> None:
     alive = [p.peer_id for p in order if p.peer_id not in dead][:20]
     assert [p.peer_id for p in result.closest] == alive
     assert {p.peer_id for p in result.failed} <= dead
+
+
+def test_a_query_that_fails_for_a_reason_other_than_the_network_fails_the_lookup() -> None:
+    peers, tables = _network(32)
+    target = os.urandom(32)
+    seeds = tables[peers[0].peer_id].closest(target, 5)
+
+    def raises_at_once(peer: PeerInfo) -> asyncio.Future[Answer]:
+        raise KeyError("bug in the query")
+
+    async def raises_later(peer: PeerInfo) -> Answer:
+        await asyncio.sleep(0)
+        raise ValueError("bug in the answer")
+
+    for query, kind in ((raises_at_once, KeyError), (raises_later, ValueError)):
+        with pytest.raises(kind):
+            asyncio.run(asyncio.wait_for(iterative_lookup(target, seeds, query), 5))
+
+
+def test_cancelling_the_lookup_cancels_its_queries_in_flight() -> None:
+    peers, _ = _network(32)
+    target = os.urandom(32)
+    pending: list[asyncio.Future[Answer]] = []
+
+    def never(peer: PeerInfo) -> asyncio.Future[Answer]:
+        pending.append(asyncio.get_running_loop().create_future())
+        return pending[-1]
+
+    async def main() -> None:
+        task = asyncio.ensure_future(iterative_lookup(target, peers[:5], never))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert len(pending) == 3 and all(f.cancelled() for f in pending)  # α in flight, all cancelled
+
+    asyncio.run(main())

@@ -141,6 +141,12 @@ class _Run:
         self.pumping = False
         if self.finished.done():
             return
+        try:
+            self._ask_next()
+        except Exception as exc:  # a query that raised at once: surfaced to the caller
+            self.finished.set_exception(exc)
+
+    def _ask_next(self) -> None:
         state = self.state
         short = state.shortlist()
         if all(c.state == "done" for c in short):
@@ -160,7 +166,10 @@ class _Run:
             return
         try:
             _absorb(self.state, cand, fut)
-        except BaseException as exc:  # not a network failure: a bug, surfaced to the caller
+        except asyncio.CancelledError:  # a query cancelled from outside: so is the look-up
+            self.finished.cancel()
+            return
+        except Exception as exc:  # not a network failure: a bug, surfaced to the caller
             self.finished.set_exception(exc)
             return
         if not self.pumping:
