@@ -11,7 +11,7 @@ import pytest
 
 from sedma.net.holepunch import NatTransport
 from sedma.net.identity import Identity
-from sedma.net.rpc import Caller, RemoteError, RpcConfig, RpcEndpoint, _settle
+from sedma.net.rpc import Caller, RemoteError, RpcConfig, RpcEndpoint, _deliver, _settle
 from sedma.net.transport import TcpTransport
 from sedma.net.types import PeerError, PeerInfo
 from sedma.net.wire import Kind
@@ -310,5 +310,19 @@ def test_each_request_expires_at_its_own_deadline_on_a_shared_connection() -> No
         assert (await client.request(peer, "echo", {"ok": 1}))["ok"] == 1  # connection survives
         await client.close()
         await server.close()
+
+    run(main())
+
+
+def test_a_cancelled_dial_cancels_the_future_of_its_request() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+        dial = asyncio.ensure_future(asyncio.sleep(10))
+        dial.add_done_callback(lambda done: _deliver(done, _settle(fut)))  # type: ignore[arg-type]
+        dial.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await fut
+        assert fut.cancelled()  # not a TypeError from set_exception(CancelledError())
 
     run(main())

@@ -332,7 +332,7 @@ class RpcConnection:
         return 0.0 if busy else now - self.last_used
 
     def _register(self, method: str, timeout: float, reply: Reply) -> int:
-        """A fresh request id whose outcome goes to ``reply``, and the timer that expires it."""
+        """A fresh request id whose outcome goes to ``reply``; its deadline joins the sweep."""
         now = self.last_used = self._loop.time()
         req_id = next(self._ids) & 0xFFFFFFFF
         self._pending[req_id] = reply
@@ -672,7 +672,9 @@ def _settle(fut: asyncio.Future[dict[str, Any]]) -> Reply:
     def reply(body: dict[str, Any] | None, exc: BaseException | None) -> None:
         if fut.done():
             return
-        if exc is not None:
+        if isinstance(exc, asyncio.CancelledError):
+            fut.cancel()  # a future cannot hold a CancelledError as its exception
+        elif exc is not None:
             fut.set_exception(exc)
         else:
             fut.set_result(body or {})

@@ -184,6 +184,9 @@ class DhtNode:
             self._mark_dead(peer)  # as _call does: a dead peer costs one timeout at most
         if answer.done():  # a straggler the look-up no longer waits for
             return
+        if isinstance(exc, asyncio.CancelledError):
+            answer.cancel()  # the dial behind it was cancelled
+            return
         if exc is not None or found is None:
             answer.set_exception(exc or PeerError("empty answer"))
             return
