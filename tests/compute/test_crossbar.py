@@ -178,3 +178,17 @@ def test_concurrent_reads_of_one_matrix_do_not_mix_their_buffers() -> None:
     pm.close()
     for x, y in zip(xs, outs, strict=True):
         np.testing.assert_allclose(y, a @ x, rtol=1e-4)
+
+
+def test_reads_of_many_batch_sizes_keep_a_bounded_set_of_buffers_and_stay_exact() -> None:
+    from sedma.compute.tiles import SCRATCH_KEEP
+
+    rng = np.random.default_rng(4)
+    a = rng.random((90, 70)).astype(np.float32)
+    pm = program(a, device="ideal", tile=32, seed=0, config=CrossbarConfig(shards=1))
+    shard = pm.executor.shards[0]  # type: ignore[attr-defined]
+    for b in [*range(1, 21), 3, 17]:  # 3 was evicted by then: its buffers are made again
+        x = rng.random((70, b)).astype(np.float32)
+        np.testing.assert_allclose(pm.read(x, correction="none").raw, a @ x, rtol=1e-4, atol=1e-4)
+        assert len(shard._scratch) <= SCRATCH_KEEP
+    pm.close()

@@ -31,6 +31,7 @@ F32 = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.intp]
 # Reused per-read buffers of one tile group: [W; D] x (k, 2t, B), raw, x∘x and the tile inputs x (k, t, B).
 Scratch = tuple[F32, F32, F32, F32]
+SCRATCH_KEEP = 8  # read-buffer sets kept per shard (one per group and batch size in use)
 
 
 @dataclass(slots=True)
@@ -236,7 +237,8 @@ class Shard:
         self._init_scratch()
 
     def _init_scratch(self) -> None:
-        # Reused read buffers, per (group, batch, parts); the lock keeps concurrent reads apart.
+        # Reused read buffers per (group, batch size), at most SCRATCH_KEEP of them: a caller
+        # whose batch sizes vary does not keep a set per size. The lock keeps reads apart.
         self._scratch: dict[tuple[int, int], Scratch] = {}
         self._lock = threading.Lock()
         self._normals = NormalSource(self.rng)
@@ -266,12 +268,17 @@ class Shard:
         return be.get(y), g.adc_(be.get(noisy))
 
     def _buffer(self, i: int, g: TileGroup, b: int) -> Scratch:
-        if (i, b) not in self._scratch:
+        """Read buffers of group i for batches of b, the least recently used dropped past a bound."""
+        got = self._scratch.pop((i, b), None)  # re-inserted below: the dict's order is recency
+        if got is None:
+            if len(self._scratch) >= SCRATCH_KEEP:
+                del self._scratch[next(iter(self._scratch))]
             k, t = g.blocks, g.tile
             f32 = np.float32
             y, raw, sq, x = (np.empty((k, r * t, b), f32) for r in (2, 1, 1, 1))
-            self._scratch[(i, b)] = (y, raw, sq, x)
-        return self._scratch[(i, b)]
+            got = (y, raw, sq, x)
+        self._scratch[(i, b)] = got
+        return got
 
     def _group_read(self, i: int, g: TileGroup, xs: F32, exact: bool, faithful: bool) -> list[F32]:
         """Matrix rows (m, B) of one group: raw, and with ``exact`` (Â − W)x and faithful x̃ noise."""
