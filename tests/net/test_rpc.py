@@ -11,7 +11,8 @@ import pytest
 
 from sedma.net.holepunch import NatTransport
 from sedma.net.identity import Identity
-from sedma.net.rpc import Caller, RemoteError, RpcConfig, RpcEndpoint, _deliver, _settle
+from sedma.net.pending import settle
+from sedma.net.rpc import Caller, RemoteError, RpcConfig, RpcEndpoint
 from sedma.net.transport import TcpTransport
 from sedma.net.types import PeerError, PeerInfo
 from sedma.net.wire import Kind
@@ -68,7 +69,7 @@ def test_request_soon_answers_errors_and_times_out_like_request() -> None:
             await client.request_soon(peer, "slow", {"s": 5}, timeout=0.2)
         assert time.perf_counter() - started < 1.0
         await asyncio.sleep(0)
-        assert rpc._pending == {}  # answered, failed and expired requests leave nothing behind
+        assert len(rpc._pending) == 0  # answered, failed and expired requests leave nothing behind
         await server.close()
         await asyncio.sleep(0.05)
         with pytest.raises(PeerError):
@@ -98,7 +99,7 @@ def test_unknown_method_and_unknown_frame_kind_get_error_answers() -> None:
         assert info.value.code == "unknown_method"
         rpc = await client.connection(peer)
         fut = asyncio.get_running_loop().create_future()
-        rpc._pending[99] = _settle(fut)
+        rpc._pending.add(99, "probe", 5.0, settle(fut), now=asyncio.get_running_loop().time())
         rpc.conn.write(77, 99, {})  # a frame kind no peer knows
         with pytest.raises(RemoteError, match="unknown frame kind 77"):
             await fut
@@ -310,19 +311,5 @@ def test_each_request_expires_at_its_own_deadline_on_a_shared_connection() -> No
         assert (await client.request(peer, "echo", {"ok": 1}))["ok"] == 1  # connection survives
         await client.close()
         await server.close()
-
-    run(main())
-
-
-def test_a_cancelled_dial_cancels_the_future_of_its_request() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
-        dial = asyncio.ensure_future(asyncio.sleep(10))
-        dial.add_done_callback(lambda done: _deliver(done, _settle(fut)))  # type: ignore[arg-type]
-        dial.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await fut
-        assert fut.cancelled()  # not a TypeError from set_exception(CancelledError())
 
     run(main())

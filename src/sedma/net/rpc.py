@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import math
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +21,7 @@ from typing import Any
 
 from sedma.errors import ConfigError, SedmaError, require_positive
 from sedma.net.identity import Identity, peer_id_from_public, peer_id_text, verify
+from sedma.net.pending import Pending, Reply, deliver, settle
 from sedma.net.transport import Connection, Listener, Transport
 from sedma.net.types import (
     PeerError,
@@ -36,9 +36,6 @@ from sedma.net.wire import RECEIVE_INTO, Frame, Kind
 
 log = logging.getLogger("sedma.net.rpc")
 _HS_CONTEXT = b"sedma-handshake-v1"
-_TIMER_SLACK = 0.002  # seconds: a request this close to its deadline at a sweep has expired
-# How a request's outcome is delivered: (answer body, None) or (None, error), exactly once.
-Reply = Callable[[dict[str, Any] | None, BaseException | None], None]
 METHOD_KEY = "_m"
 STREAM_KEY = "_s"
 
@@ -116,12 +113,7 @@ class RpcConnection:
         self._state = "hello"
         self._ids = itertools.count(1)
         self._loop = asyncio.get_running_loop()
-        self._pending: dict[int, Reply] = {}
-        # Request expiry: deadlines in a dict and one timer armed for the earliest, so a request
-        # costs no timer of its own (answers nearly always come long before the deadline).
-        self._deadlines: dict[int, tuple[float, str, float]] = {}  # id -> (at, method, timeout)
-        self._sweep: asyncio.TimerHandle | None = None
-        self._sweep_at = math.inf
+        self._pending = Pending(self._loop, str(conn.remote))
         self.last_used = self._loop.time()
         self._streams: dict[int, asyncio.Queue[Frame]] = {}
         self._credits: dict[int, asyncio.Queue[int]] = {}
@@ -213,7 +205,7 @@ class RpcConnection:
         if frame.kind == Kind.ERROR and frame.req_id in self._streams:
             self._streams[frame.req_id].put_nowait(frame)
             return
-        reply = self._settled(frame.req_id)
+        reply = self._pending.pop(frame.req_id)
         if reply is None:
             return
         if frame.kind == Kind.RESPONSE:
@@ -332,38 +324,16 @@ class RpcConnection:
         return 0.0 if busy else now - self.last_used
 
     def _register(self, method: str, timeout: float, reply: Reply) -> int:
-        """A fresh request id whose outcome goes to ``reply``; its deadline joins the sweep."""
+        """A fresh request id whose outcome goes to ``reply`` (or a timeout error)."""
         now = self.last_used = self._loop.time()
         req_id = next(self._ids) & 0xFFFFFFFF
-        self._pending[req_id] = reply
-        at = now + timeout
-        self._deadlines[req_id] = (at, method, timeout)
-        if at < self._sweep_at:
-            self._arm(at)
+        self._pending.add(req_id, method, timeout, reply, now=now)
         return req_id
-
-    def _arm(self, at: float) -> None:
-        if self._sweep is not None:
-            self._sweep.cancel()
-        self._sweep_at, self._sweep = at, self._loop.call_at(at, self._expire_due)
-
-    def _expire_due(self) -> None:
-        """Fail every request past its deadline, then wait for the next deadline."""
-        self._sweep, self._sweep_at = None, math.inf
-        now = self._loop.time() + _TIMER_SLACK  # loop timers may fire a hair early
-        due = [req_id for req_id, (at, _, _) in self._deadlines.items() if at <= now]
-        for req_id in due:
-            _, method, timeout = self._deadlines.pop(req_id)
-            reply = self._pending.pop(req_id, None)
-            if reply is not None:
-                reply(None, PeerError(f"{method} to {self.conn.remote} timed out after {timeout}s"))
-        if self._deadlines:
-            self._arm(min(at for at, _, _ in self._deadlines.values()))
 
     async def call(self, method: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One request, one answer, or :class:`PeerError` after ``timeout`` seconds."""
         fut: asyncio.Future[dict[str, Any]] = self._loop.create_future()
-        req_id = self._register(method, timeout, _settle(fut))
+        req_id = self._register(method, timeout, settle(fut))
         into = RECEIVE_INTO.get()
         if into is not None:
             self.conn.expect_payload(req_id, into)
@@ -371,7 +341,7 @@ class RpcConnection:
             await self.conn.send(Kind.REQUEST, req_id, {**body, METHOD_KEY: method})
             return await fut
         finally:
-            self._settled(req_id)
+            self._pending.pop(req_id)
             if into is not None:
                 self.conn.forget_payload(req_id)
 
@@ -386,13 +356,8 @@ class RpcConnection:
         try:
             self.conn.write(Kind.REQUEST, req_id, {**body, METHOD_KEY: method})
         except PeerError as exc:
-            self._settled(req_id)
+            self._pending.pop(req_id)
             reply(None, exc)
-
-    def _settled(self, req_id: int) -> Reply | None:
-        """Forget a request (answered, expired or abandoned); its reply if it was still pending."""
-        self._deadlines.pop(req_id, None)
-        return self._pending.pop(req_id, None)
 
     async def stream(
         self, method: str, body: dict[str, Any], timeout: float
@@ -437,14 +402,7 @@ class RpcConnection:
         if not self.ready.done():
             self.ready.set_exception(exc)
             self.ready.exception()
-        replies = list(self._pending.values())
-        self._pending.clear()
-        self._deadlines.clear()
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep, self._sweep_at = None, math.inf
-        for reply in replies:
-            reply(None, exc)
+        self._pending.fail_all(exc)
         for queue in self._streams.values():
             queue.put_nowait(Frame(Kind.ERROR, 0, {"code": "closed", "message": str(exc)}))
 
@@ -593,7 +551,7 @@ class RpcEndpoint:
     ) -> asyncio.Future[dict[str, Any]]:
         """:meth:`request` for small bodies as a future (see :meth:`request_then`)."""
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.request_then(peer, method, body, _settle(fut), timeout=timeout)
+        self.request_then(peer, method, body, settle(fut), timeout=timeout)
         return fut
 
     def request_then(
@@ -606,7 +564,7 @@ class RpcEndpoint:
             rpc.start_call(method, body, timeout or self.config.request_timeout, reply)
             return
         task = asyncio.ensure_future(self.request(peer, method, body, timeout=timeout))
-        task.add_done_callback(lambda done: _deliver(done, reply))
+        task.add_done_callback(lambda done: deliver(done, reply))
 
     async def stream(
         self, peer: PeerInfo, method: str, body: dict[str, Any], *, timeout: float | None = None
@@ -664,28 +622,3 @@ class RpcEndpoint:
             rpc.close()
         self._pool.clear()
         await asyncio.sleep(0)
-
-
-def _settle(fut: asyncio.Future[dict[str, Any]]) -> Reply:
-    """A :data:`Reply` that settles ``fut`` (unless it was cancelled meanwhile)."""
-
-    def reply(body: dict[str, Any] | None, exc: BaseException | None) -> None:
-        if fut.done():
-            return
-        if isinstance(exc, asyncio.CancelledError):
-            fut.cancel()  # a future cannot hold a CancelledError as its exception
-        elif exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(body or {})
-
-    return reply
-
-
-def _deliver(task: asyncio.Future[dict[str, Any]], reply: Reply) -> None:
-    if task.cancelled():
-        reply(None, asyncio.CancelledError())
-    elif (exc := task.exception()) is not None:
-        reply(None, exc)
-    else:
-        reply(task.result(), None)
