@@ -421,16 +421,6 @@ async def _on_swarm(
     return _summary(cfg, transfer, rtt, live, dead)
 
 
-def paired_share(transfer: list[float], floor: list[float]) -> float:
-    """Median over rounds of transfer ÷ the floor sampled right before it in the same round.
-
-    Pairing is what sampling both in each round is for: the host's speed drifts between rounds
-    (±25% minutes apart here), and a ratio of medians can set one round's floor against
-    another round's transfer.
-    """
-    return float(np.median(np.asarray(transfer) / np.asarray(floor)))
-
-
 def _summary(
     cfg: BenchConfig,
     transfer: dict[str, list[float]],
@@ -447,12 +437,11 @@ def _summary(
         "floor_mb_s": mb_s["streams"],
         "floor_buffered_mb_s_samples": transfer["buffered"],
         "floor_buffered_mb_s": mb_s["buffered"],
-        "transfer_share_of_floor": paired_share(transfer["transfer"], transfer["streams"]),
-        "transfer_share_of_floor_medians": mb_s["transfer"] / mb_s["streams"],
-        "transfer_share_of_buffered_floor": paired_share(transfer["transfer"], transfer["buffered"]),
+        "transfer_share_of_floor": mb_s["transfer"] / mb_s["streams"],
+        "transfer_share_of_buffered_floor": mb_s["transfer"] / mb_s["buffered"],
         "floor_asyncio_mb_s_samples": transfer["asyncio"],
         "floor_asyncio_mb_s": mb_s["asyncio"],
-        "transfer_share_of_asyncio_floor": paired_share(transfer["transfer"], transfer["asyncio"]),
+        "transfer_share_of_asyncio_floor": mb_s["transfer"] / mb_s["asyncio"],
         "event_loop": loop_name(),  # the loop of this process, the swarm's and the floor's
         "sha256_lanes": sha256_lanes.available(),  # blocks checked by the multi-buffer kernel
         "rtt_ms_p50": pct(rtt)["p50"],
