@@ -100,3 +100,28 @@ def test_cancelling_the_lookup_cancels_its_queries_in_flight() -> None:
         assert len(pending) == 3 and all(f.cancelled() for f in pending)  # α in flight, all cancelled
 
     asyncio.run(main())
+
+
+def test_the_callback_form_finds_the_same_peers_even_when_answers_come_at_once() -> None:
+    from sedma.net.dht.traverse import Respond
+
+    peers, tables = _network(128)
+    target = os.urandom(32)
+    truth = sorted(peers, key=lambda p: distance(p.dht_key, target))[:20]
+    dead = {truth[3].peer_id}
+
+    def send(peer: PeerInfo, respond: Respond) -> None:
+        # Answered inside the call, before send returns: the look-up must not trip over that.
+        if peer.peer_id in dead:
+            respond(None, PeerError("refused"))
+        else:
+            respond(Answer(tables[peer.peer_id].closest(target, 20), [peer.peer_id]), None)
+
+    seeds = tables[peers[0].peer_id].closest(os.urandom(32), 3)
+    result = asyncio.run(iterative_lookup(target, seeds, send=send))
+    alive = [p for p in sorted(peers, key=lambda p: distance(p.dht_key, target)) if p.peer_id not in dead]
+    assert [p.peer_id for p in result.closest] == [p.peer_id for p in alive[:20]]
+    assert {p.peer_id for p in result.failed} == dead
+    assert {p.peer_id for p in alive[:20]} <= set(result.values)  # every one of the k answered
+    with pytest.raises(TypeError, match="query or send"):
+        asyncio.run(iterative_lookup(target, seeds))

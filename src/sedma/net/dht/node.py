@@ -21,7 +21,7 @@ from sedma.net.dht import protocol as proto
 from sedma.net.dht.protocol import DhtHandlers, PeerCodec
 from sedma.net.dht.routing import K, RoutingTable, random_key_in_bucket
 from sedma.net.dht.storage import DhtStorage, ProviderRecord, SignedRecord, record_key
-from sedma.net.dht.traverse import ALPHA, Answer, LookupResult, Query, iterative_lookup
+from sedma.net.dht.traverse import ALPHA, Answer, LookupResult, Respond, SendQuery, iterative_lookup
 from sedma.net.rpc import Caller, RemoteError, RpcConnection, RpcEndpoint, load_from_wire
 from sedma.net.types import IntegrityError, PeerError, PeerInfo, PeerLoad
 
@@ -156,21 +156,17 @@ class DhtNode:
             self.loads[peer.peer_id] = load
         return load
 
-    def _query(self, method: str, key: bytes, field: str | None) -> Query:
-        """The look-up's RPC: a future per peer, settled from the answer's frame callback."""
+    def _query(self, method: str, key: bytes, field: str | None) -> SendQuery:
+        """The look-up's RPC in callback form: each answer reaches the look-up from its frame."""
         body, endpoint, timeout = {"key": key}, self.endpoint, self.config.rpc_timeout
-        loop = asyncio.get_running_loop()
 
-        def ask(peer: PeerInfo) -> asyncio.Future[Answer]:
-            answer: asyncio.Future[Answer] = loop.create_future()
-
+        def send(peer: PeerInfo, respond: Respond) -> None:
             def reply(found: dict[str, Any] | None, exc: BaseException | None) -> None:
-                self._answered(peer, field, found, exc, answer)
+                self._answered(peer, field, found, exc, respond)
 
             endpoint.request_then(peer, method, body, reply, timeout=timeout)
-            return answer
 
-        return ask
+        return send
 
     def _answered(
         self,
@@ -178,17 +174,12 @@ class DhtNode:
         field: str | None,
         found: dict[str, Any] | None,
         exc: BaseException | None,
-        answer: asyncio.Future[Answer],
+        respond: Respond,
     ) -> None:
         if isinstance(exc, PeerError) and not isinstance(exc, RemoteError):
             self._mark_dead(peer)  # as _call does: a dead peer costs one timeout at most
-        if answer.done():  # a straggler the look-up no longer waits for
-            return
-        if isinstance(exc, asyncio.CancelledError):
-            answer.cancel()  # the dial behind it was cancelled
-            return
         if exc is not None or found is None:
-            answer.set_exception(exc or PeerError("empty answer"))
+            respond(None, exc or PeerError("empty answer"))
             return
         self._note_heard(peer.peer_id)
         values = found.get(field) if field else None
@@ -196,7 +187,7 @@ class DhtNode:
             values = values if isinstance(values, list) else []
         else:
             values = [values] if field == "record" and values is not None else []
-        answer.set_result(Answer(self._codec.decode(found), values))
+        respond(Answer(self._codec.decode(found), values), None)
 
     async def _lookup(self, method: str, key: bytes, field: str | None) -> LookupResult:
         exclude = self._excluded()
@@ -204,7 +195,7 @@ class DhtNode:
         result = await iterative_lookup(
             key,
             seeds,
-            self._query(method, key, field),
+            send=self._query(method, key, field),
             k=self.config.k,
             alpha=self.config.alpha,
             exclude=exclude,

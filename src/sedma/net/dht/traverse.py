@@ -30,6 +30,10 @@ class Answer:
 
 
 Query = Callable[[PeerInfo], Awaitable[Answer]]
+# The callback form: ``send(peer, respond)`` asks ``peer`` and later calls ``respond(answer,
+# None)`` or ``respond(None, error)`` once, with no future and no loop turn in between.
+Respond = Callable[[Answer | None, BaseException | None], None]
+SendQuery = Callable[[PeerInfo, Respond], None]
 
 
 @dataclass(slots=True)
@@ -101,23 +105,32 @@ def _dist(cand: _Candidate) -> int:
 async def iterative_lookup(
     target: bytes,
     seeds: Iterable[PeerInfo],
-    query: Query,
+    query: Query | None = None,
     *,
+    send: SendQuery | None = None,
     k: int = K,
     alpha: int = ALPHA,
     exclude: Iterable[bytes] = (),
 ) -> LookupResult:
-    """Find the k peers closest to ``target`` and collect all values they hold."""
+    """Find the k peers closest to ``target`` and collect all values they hold.
+
+    The RPC is ``query`` (an awaitable per peer) or ``send`` (its callback form, cheaper).
+    """
     state = _Lookup(target, k, alpha, set(exclude))
     state.offer(seeds, 1)
-    run = _Run(state, query)
+    run = _Run(state)
+    if send is None:
+        if query is None:
+            raise TypeError("iterative_lookup needs query or send")
+        send = run.awaiting(query)
+    run.send = send
     run.pump()
     try:
         await run.finished
     finally:
         run.finished.cancel()  # no-op once finished; on cancellation, stops the callbacks
-        for fut in run.inflight:
-            fut.cancel()  # stragglers outside the final k are not waited for
+        for task in run.tasks:
+            task.cancel()  # stragglers outside the final k are not waited for
     return _result(state)
 
 
@@ -128,14 +141,26 @@ class _Run:
     shortlist for all of them, as the paper's rounds do): the first schedules :meth:`pump`.
     """
 
-    __slots__ = ("finished", "inflight", "loop", "pumping", "query", "state")
+    __slots__ = ("finished", "loop", "open", "pumping", "send", "state", "tasks")
 
-    def __init__(self, state: _Lookup, query: Query) -> None:
-        self.state, self.query = state, query
+    def __init__(self, state: _Lookup) -> None:
+        self.state = state
+        self.send: SendQuery | None = None
         self.loop = asyncio.get_running_loop()
-        self.inflight: dict[asyncio.Future[Answer], _Candidate] = {}
+        self.open = 0  # queries asked and not yet answered
+        self.tasks: list[asyncio.Future[Answer]] = []  # awaitable queries' futures, to cancel
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self.pumping = False
+
+    def awaiting(self, query: Query) -> SendQuery:
+        """The callback form of an awaitable ``query``."""
+
+        def send(peer: PeerInfo, respond: Respond) -> None:
+            task = asyncio.ensure_future(query(peer))
+            self.tasks.append(task)
+            task.add_done_callback(lambda done: respond(*_outcome(done)))
+
+        return send
 
     def pump(self) -> None:
         self.pumping = False
@@ -144,48 +169,59 @@ class _Run:
         try:
             self._ask_next()
         except Exception as exc:  # a query that raised at once: surfaced to the caller
-            self.finished.set_exception(exc)
+            if not self.finished.done():
+                self.finished.set_exception(exc)
 
     def _ask_next(self) -> None:
-        state = self.state
+        state, send = self.state, self.send
+        assert send is not None
         short = state.shortlist()
         if all(c.state == "done" for c in short):
             self.finished.set_result(None)
             return
-        for cand in state.next_to_ask(short, len(self.inflight)):
+        for cand in state.next_to_ask(short, self.open):
             cand.state = "asked"
-            fut = asyncio.ensure_future(self.query(cand.peer))
-            self.inflight[fut] = cand
-            fut.add_done_callback(self._answered)
-        if not self.inflight:
+            self.open += 1
+            send(cand.peer, self._responder(cand))
+        # Nothing in flight and no answer waiting to be pumped (one may have come at once,
+        # inside send): no one left to ask.
+        if not self.open and not self.pumping and not self.finished.done():
             self.finished.set_result(None)
 
-    def _answered(self, fut: asyncio.Future[Answer]) -> None:
-        cand = self.inflight.pop(fut, None)
-        if cand is None or self.finished.done():
-            return
+    def _responder(self, cand: _Candidate) -> Respond:
+        return lambda answer, exc: self._answered(cand, answer, exc)
+
+    def _answered(self, cand: _Candidate, answer: Answer | None, exc: BaseException | None) -> None:
+        if self.finished.done() or cand.state != "asked":
+            return  # a straggler, or a second outcome for one query
+        self.open -= 1
         try:
-            _absorb(self.state, cand, fut)
+            _absorb(self.state, cand, answer, exc)
         except asyncio.CancelledError:  # a query cancelled from outside: so is the look-up
             self.finished.cancel()
             return
-        except Exception as exc:  # not a network failure: a bug, surfaced to the caller
-            self.finished.set_exception(exc)
+        except Exception as err:  # not a network failure: a bug, surfaced to the caller
+            self.finished.set_exception(err)
             return
         if not self.pumping:
             self.pumping = True
             self.loop.call_soon(self.pump)
 
 
-def _absorb(state: _Lookup, cand: _Candidate, task: asyncio.Future[Answer]) -> None:
-    exc = asyncio.CancelledError() if task.cancelled() else task.exception()
-    if exc is not None:
+def _outcome(task: asyncio.Future[Answer]) -> tuple[Answer | None, BaseException | None]:
+    if task.cancelled():
+        return None, asyncio.CancelledError()
+    exc = task.exception()
+    return (None, exc) if exc is not None else (task.result(), None)
+
+
+def _absorb(state: _Lookup, cand: _Candidate, answer: Answer | None, exc: BaseException | None) -> None:
+    if exc is not None or answer is None:
         if not isinstance(exc, NetError | OSError | TimeoutError):
-            raise exc
+            raise exc or TypeError("a query answered nothing")
         cand.state = "failed"
         state.failed += 1
         return
-    answer = task.result()
     cand.state = "done"
     state.values.extend(answer.values)
     # No closer peer learnt: ask all of the k closest at once; a closer one: back to α.
