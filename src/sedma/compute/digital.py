@@ -28,7 +28,13 @@ def _minmax_columns(v: F32, xs: F32, lo: F64, span: F64, sums: F64) -> None:  # 
     n, nb = v.shape
     mn = v[0].copy()
     mx = v[0].copy()
-    for i in range(1, n):
+    if nb == 1:  # one vector: keep the running extremes in registers (no store per element)
+        lo1, hi1 = mn[0], mx[0]
+        for i in range(1, n):
+            lo1 = min(lo1, v[i, 0])
+            hi1 = max(hi1, v[i, 0])
+        mn[0], mx[0] = lo1, hi1
+    for i in range(1 if nb > 1 else n, n):
         for b in range(nb):
             mn[b] = min(mn[b], v[i, b])
             mx[b] = max(mx[b], v[i, b])
@@ -41,6 +47,14 @@ def _minmax_columns(v: F32, xs: F32, lo: F64, span: F64, sums: F64) -> None:  # 
         lo32[b] = np.float32(lo[b])
         inv[b] = np.float32(1.0 / span[b])
         sums[b] = 0.0
+    if nb == 1:
+        total = 0.0
+        for i in range(n):
+            val = (v[i, 0] - lo32[0]) * inv[0]
+            xs[i, 0] = val
+            total += np.float64(val)
+        sums[0] = total
+        return
     for i in range(n):
         for b in range(nb):
             val = (v[i, b] - lo32[b]) * inv[b]
@@ -51,6 +65,11 @@ def _minmax_columns(v: F32, xs: F32, lo: F64, span: F64, sums: F64) -> None:  # 
 def _first_order(raw: F32, dx: F32, z: F32, sd: F32, live: F32, p: F32) -> None:  # pragma: no cover
     """p ← (raw + D x̂) − (z·sd)·live: Algorithm 1, line 7 with the fast x̃ noise."""
     m, nb = raw.shape
+    if nb == 1:  # one vector: a unit-stride loop over rows, which vectorises
+        lv = live[0]
+        for i in range(m):
+            p[i, 0] = (raw[i, 0] + dx[i, 0]) - (z[i, 0] * sd[i]) * lv
+        return
     for i in range(m):
         for b in range(nb):
             p[i, b] = (raw[i, b] + dx[i, b]) - (z[i, b] * sd[i]) * live[b]
@@ -59,6 +78,11 @@ def _first_order(raw: F32, dx: F32, z: F32, sd: F32, live: F32, p: F32) -> None:
 def _unscale(src: F32, rowsum: F64, gain: F64, c1: F64, c2: F64, out: F64) -> None:  # pragma: no cover
     """out ← src·gain + (rowsum·c1 + c2): s_A s_x P + s_A x₀ rowsum(Â) + (a₀ s_x Σx̂ + n a₀ x₀)."""
     m, nb = src.shape
+    if nb == 1:  # one vector: a unit-stride loop over rows, which vectorises
+        g, a1, a2 = gain[0], c1[0], c2[0]
+        for i in range(m):
+            out[i, 0] = np.float64(src[i, 0]) * g + (rowsum[i] * a1 + a2)
+        return
     for i in range(m):
         for b in range(nb):
             out[i, b] = np.float64(src[i, b]) * gain[b] + (rowsum[i] * c1[b] + c2[b])
