@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from sedma.compute import kernels
+from sedma.compute import kernels, tiles
 from sedma.compute.crossbar import CrossbarConfig, program
 from sedma.compute.devices import Device, get_device, with_overrides
 from sedma.compute.executor import LocalExecutor
@@ -139,3 +139,118 @@ def test_numpy_setting_turns_the_kernel_off() -> None:
     env = os.environ | {"SEDMA_COMPUTE_KERNEL": "numpy"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _batched(
+    a: np.ndarray,
+    xs: list[np.ndarray],
+    dev: Device | str,
+    *,
+    dense: bool,
+    mp: pytest.MonkeyPatch,
+    **kw: object,
+) -> tuple[list[np.ndarray], list[float]]:
+    """Batched reads (raw and first-order) with the bounded pass, or with it switched off."""
+    mp.setattr(tiles, "BOUNDED_SHARE", -1.0 if dense else 0.25)
+    pm = program(a, device=dev, tile=128, seed=3, config=CrossbarConfig(shards=2, **kw))  # type: ignore[arg-type]
+    assert isinstance(pm.executor, LocalExecutor)
+    groups = [g for s in pm.executor.shards for g in s.groups]
+    for g in groups:  # calibration read with the bounded pass: start these reads from a clean slate
+        g.near_boundary, g.dense_reads = (1.0, 0) if dense else (0.0, 0)
+    out = []
+    for x in xs:
+        r = pm.read(x, correction="first-order")
+        assert r.first_order is not None
+        out.append(np.stack([r.raw, r.first_order]))
+    return out, [g.near_boundary for g in groups]
+
+
+@pytest.mark.parametrize("scaling", ["minmax", "absmax"])
+@pytest.mark.parametrize("noise", [0.01, 0.05])
+def test_bounded_batched_read_gives_the_dense_reads_numbers(
+    scaling: str, noise: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bounded pass computes a variance only where the noise could move an ADC code; the
+    # codes, hence every number, must be the dense pass's (S (x∘x) GEMM for every output).
+    rng = np.random.default_rng(7)
+    a = rng.random((300, 500)) if scaling == "minmax" else rng.standard_normal((300, 500))
+    xs = [rng.random((500, 6)), rng.standard_normal((500, 3)).astype(np.float32)]
+    dev = with_overrides(get_device("TaOx-HfOy"), read_noise=noise)
+    kw = {"mp": monkeypatch, "scaling": scaling}
+    bounded, near = _batched(a, xs, dev, dense=False, **kw)  # type: ignore[arg-type]
+    dense, _ = _batched(a, xs, dev, dense=True, **kw)  # type: ignore[arg-type]
+    for got, want in zip(bounded, dense, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert 0.0 < max(near) < 1.0  # some outputs needed their variance, not all
+
+
+def test_bounded_read_keeps_the_column_major_plan_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(8)
+    a = rng.random((300, 500))
+    blocks = [
+        Block(r, c, min(128, 300 - r), min(128, 500 - c), 128, "TaOx-HfOy")
+        for c in range(0, 500, 128)
+        for r in range(0, 300, 128)
+    ]
+    plan = PartitionPlan((300, 500), tuple(blocks), "static")
+    x = rng.random((500, 4))
+    out = {}
+    for dense in (False, True):
+        monkeypatch.setattr(tiles, "BOUNDED_SHARE", -1.0 if dense else 0.25)
+        pm = program(a, plan=plan, device="TaOx-HfOy", seed=3, config=CrossbarConfig(shards=2))
+        assert isinstance(pm.executor, LocalExecutor)
+        for g in (g for s in pm.executor.shards for g in s.groups):
+            g.near_boundary = 1.0 if dense else 0.0
+        out[dense] = pm.read(x, correction="first-order")
+    assert out[True].first_order is not None and out[False].first_order is not None
+    np.testing.assert_array_equal(out[False].raw, out[True].raw)
+    np.testing.assert_array_equal(out[False].first_order, out[True].first_order)
+
+
+@pytest.mark.parametrize("from_w", [True, False])
+def test_variance_bound_is_never_below_the_variance(from_w: bool) -> None:
+    rng = np.random.default_rng(9)
+    k, t, nb = 3, 64, 16
+    w = rng.random((k, 2 * t, t), dtype=np.float32)
+    w[1, :t, : t // 2] = 0.0  # rows with a flat half: the Hölder bound is the tighter one there
+    g0 = 0.11
+    s = ((g0 + w[:, :t]) ** 2 + g0**2).astype(np.float32)
+    src = w if from_w else np.ascontiguousarray(s * rng.random(s.shape, dtype=np.float32))
+    ss = s if from_w else src
+    bound = np.empty((k, 2, t), dtype=np.float32)
+    kernels.s_bounds(src, from_w, g0, bound)
+    u = rng.random((k, nb, t), dtype=np.float32) ** 2
+    u[0, :3] = 0.0
+    u[2, 5, ::2] = 0.0
+    uf = np.empty((2, nb), dtype=np.float32)
+    for kk in range(k):
+        kernels._u_factors(u[kk], uf)
+        v = ss[kk].astype(np.float64) @ u[kk].T.astype(np.float64)  # (t, nb)
+        cs = (bound[kk, 0][:, None] * uf[0][None, :]) ** 2
+        holder = (bound[kk, 1][:, None] * uf[1][None, :]) ** 2
+        assert np.all(np.minimum(cs, holder) >= v)
+        live = v > 0
+        assert np.median(np.minimum(cs, holder)[live] / v[live]) < 3.0  # and not uselessly loose
+
+
+def test_bounded_pass_goes_dense_when_most_outputs_sit_near_a_boundary() -> None:
+    rng = np.random.default_rng(10)
+    a = rng.random((256, 256))
+    loud = with_overrides(get_device("TaOx-HfOy"), read_noise=0.3)  # noise ≫ an ADC step
+    pm = program(a, device=loud, tile=128, seed=2, config=CrossbarConfig(shards=1))
+    assert isinstance(pm.executor, LocalExecutor)
+    g = pm.executor.shards[0].groups[0]
+    x = rng.random((256, 8))
+    assert g.near_boundary > tiles.BOUNDED_SHARE  # measured on the calibration read
+    before = g.dense_reads
+    pm.read(x, correction="none")
+    assert g.dense_reads == before + 1 and g.s_store is not None  # the GEMM path, with S materialised
+    g.dense_reads = tiles.BOUNDED_RETRY - 1
+    pm.read(x, correction="none")  # the bounded pass is tried again, and measured again
+    assert g.dense_reads == 0 and g.near_boundary > tiles.BOUNDED_SHARE
+    quiet = program(a, device="TaOx-HfOy", tile=128, seed=2, config=CrossbarConfig(shards=1))
+    assert isinstance(quiet.executor, LocalExecutor)
+    h = quiet.executor.shards[0].groups[0]
+    quiet.read(x, correction="full")
+    # Unsigned inputs: S = (g0 + W)² + g0² is never materialised, the bound keeps most outputs.
+    assert h.s_store is None and 0.0 < h.near_boundary < 0.2

@@ -32,6 +32,10 @@ IdxArray = npt.NDArray[np.intp]
 # Reused per-read buffers of one tile group: [W; D] x (k, 2t, B), raw, x∘x and the tile inputs x (k, t, B).
 Scratch = tuple[F32, F32, F32, F32]
 SCRATCH_KEEP = 8  # read-buffer sets kept per shard (one per group and batch size in use)
+# Bounded batched reads (no variance GEMM) pay one dot product per output near an ADC boundary,
+# ≈ 3× a GEMM's cost per output: past this share of such outputs the GEMM is cheaper.
+BOUNDED_SHARE = 0.25
+BOUNDED_RETRY = 64  # dense reads before the bounded pass is tried again
 
 
 @dataclass(slots=True)
@@ -59,6 +63,12 @@ class TileGroup:
     packed: kernels.Packed | None = None
     # (k, t) matrix row of each tile output, −1 for padding (made on first compiled read).
     row_map: npt.NDArray[np.int64] | None = None
+    # (k, 2, t) bound factors of S per tile row for reads that skip the variance GEMM (first use).
+    s_bound: F32 | None = None
+    # Share of outputs whose variance the last bounded read needed, and dense reads since then.
+    near_boundary: float = 0.0
+    dense_reads: int = 0
+    reads: int = 0  # bounded reads so far (the parity picks the tile order)
 
     @property
     def blocks(self) -> int:
@@ -107,19 +117,88 @@ class TileGroup:
         """
         t, (y, raw, sq, x) = self.tile, buf
         bits = self.dac_bits - self.signed  # as converters.dac; 0 bits: an ideal DAC
-        kernels.gather(xs, self.cols, float((1 << bits) - 1) if self.dac_bits > 0 else 0.0, x, sq)
+        dac = float((1 << bits) - 1) if self.dac_bits > 0 else 0.0
+        sigma = self.device.read_noise
+        adc = float((1 << self.adc_bits) - 1) if self.adc_bits > 0 else 0.0
+        dx = acc[1] if exact else acc[0]
+        if xs.shape[1] > 1 and sigma > 0.0 and adc > 0.0 and self._bounded_next():
+            self._read_bounded(xs, exact, normals, buf, acc, dac, adc)
+            return
+        kernels.gather(xs, self.cols, dac, x, sq)
         if xs.shape[1] == 1:
             self._read_one(x, exact, normals, acc)
             return
         np.matmul(self.wa, x, out=y) if exact else np.matmul(self.w, x, out=y[:, :t])
-        sigma = self.device.read_noise
         z = raw
         if sigma > 0.0:
             np.matmul(self.s, sq, out=raw)
             z = normals.normal(raw.shape)
-        adc = float((1 << self.adc_bits) - 1) if self.adc_bits > 0 else 0.0
-        dx = acc[1] if exact else acc[0]
         kernels.finish(y, raw, z, sigma, self.adc_lo, self.adc_hi, adc, exact, self.row_of, acc[0], dx)
+
+    def _read_bounded(
+        self, xs: F32, exact: bool, normals: NormalSource, buf: Scratch, acc: list[F32], dac: float,
+        adc: float,
+    ) -> None:  # fmt: skip
+        """A batched read without the variance GEMM (:func:`kernels.finish_bounded`), tile by tile.
+
+        Each tile's product is followed at once by its finishing pass, whose dot products read
+        the W rows the product has just brought into cache.
+        """
+        t, (y, raw, sq, x) = self.tile, buf
+        ut = sq.reshape(self.blocks, xs.shape[1], t)  # the same buffer, u transposed
+        kernels.gather_t(xs, self.cols, dac, x, ut)
+        z = normals.normal(raw.shape)
+        from_w = self.s_store is None
+        src = self.wa if from_w else self.s_store
+        assert src is not None
+        bound, near = self._s_bound(), 0
+        dx = acc[1] if exact else acc[0]
+        for kk in self._tile_order():
+            one = slice(kk, kk + 1)
+            np.matmul(self.wa[kk], x[kk], out=y[kk]) if exact else np.matmul(self.w[kk], x[kk], out=y[kk, :t])
+            near += kernels.finish_bounded(
+                y[one], z[one], ut[one], src[one], from_w, self.g0, bound[one], self.device.read_noise,
+                self.adc_lo[one], self.adc_hi[one], adc, exact, self.row_of[one], acc[0], dx,
+            )  # fmt: skip
+        self.near_boundary = near / z.size
+
+    def _tile_order(self) -> range | list[int]:
+        """Tiles in stack order, or on every other read with the grid's block rows reversed.
+
+        A read streams every tile once; when they are more than the cache holds, a fixed order
+        evicts each tile before the next read needs it. Reversing the block rows on alternate
+        reads starts each read with the tiles the last one ended with, still in cache. Each
+        output row takes its tiles in the same order either way (a block row stays in column
+        order), so the numbers do not change.
+        """
+        self.reads += 1
+        if self.grid is None or self.grid[0] < 2 or self.reads % 2:
+            return range(self.blocks)
+        r, c = self.grid
+        return [i * c + j for i in reversed(range(r)) for j in range(c)]
+
+    def _bounded_next(self) -> bool:
+        """Whether the next batched read skips the variance GEMM (:func:`kernels.finish_bounded`).
+
+        Both ways give the same numbers; the bounded pass is faster while few outputs sit near an
+        ADC boundary (coarse ADC, small read noise). Past :data:`BOUNDED_SHARE` of them the GEMM
+        is cheaper, so reads go dense and try the bounded pass again every :data:`BOUNDED_RETRY`.
+        """
+        if self.near_boundary <= BOUNDED_SHARE:
+            return True
+        self.dense_reads += 1
+        if self.dense_reads < BOUNDED_RETRY:
+            return False
+        self.dense_reads = 0
+        return True
+
+    def _s_bound(self) -> F32:
+        """(k, 2, t): sqrt(‖S_i‖₂) and sqrt(max_j S_ij) per tile row, from S or (for s_from_w) W."""
+        if self.s_bound is None:
+            src = self.wa if self.s_store is None else self.s_store
+            self.s_bound = np.empty((self.blocks, 2, self.tile), dtype=np.float32)
+            kernels.s_bounds(src, self.s_store is None, self.g0, self.s_bound)
+        return self.s_bound
 
     def gather(self, xs: F32) -> F32:
         """Tile inputs (k, t, B) after the DAC; padded columns read 0."""
