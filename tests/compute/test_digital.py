@@ -7,6 +7,8 @@ import pytest
 
 from sedma.compute import digital, kernels
 from sedma.compute.converters import scale
+from sedma.compute.crossbar import program
+from sedma.errors import InputError
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed: numpy passes only")
 
@@ -36,3 +38,22 @@ def test_first_order_and_unscale_equal_their_numpy_expressions() -> None:
     offset += c2[None, :]
     ref = raw * gain[None, :] + offset
     np.testing.assert_array_equal(digital.unscale(raw, rowsum, gain, c1, c2, np.empty((40, 3))), ref)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_minmax_pass_reports_a_non_finite_value(bad: float, batch: int) -> None:
+    v = np.random.default_rng(2).random((40, batch), dtype=np.float32)
+    assert digital.minmax_columns(v) is not None
+    v[17, batch - 1] = bad
+    assert digital.minmax_columns(v) is None
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_float32_vectors_with_nan_or_inf_are_refused(bad: float) -> None:
+    pm = program(np.random.default_rng(3).random((8, 6)), device="TaOx-HfOy", tile=4)
+    for shape in ((6,), (6, 3)):
+        x = np.ones(shape, dtype=np.float32)
+        x[2] = bad
+        with pytest.raises(InputError, match="NaN or Inf"):
+            pm.read(x)

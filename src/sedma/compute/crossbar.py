@@ -115,15 +115,22 @@ def check_vector(x: Any, n: int) -> F64:
     return out
 
 
-def check_input(x: Any, n: int) -> npt.NDArray[np.floating]:
-    """x of shape (n,) or (n, B), finite and real, 2-D: float32 stays float32, the rest float64."""
+_NOT_FINITE = "vector contains NaN or Inf"
+
+
+def check_input(x: Any, n: int, *, finite: bool = True) -> npt.NDArray[np.floating]:
+    """x of shape (n,) or (n, B), finite and real, 2-D: float32 stays float32, the rest float64.
+
+    ``finite=False`` leaves the NaN/Inf check to the caller (the compiled scaling pass does it
+    while it reads the values anyway).
+    """
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"vector dtype {arr.dtype} is not a real numeric type")
     if arr.ndim not in (1, 2) or arr.shape[0] != n or arr.size == 0:
         raise InputError(f"vector shape {arr.shape} does not match a matrix with {n} columns")
-    if not np.isfinite(arr).all():
-        raise InputError("vector contains NaN or Inf")
+    if finite and not np.isfinite(arr).all():
+        raise InputError(_NOT_FINITE)
     out: npt.NDArray[np.floating] = np.asarray(arr, dtype=np.result_type(arr.dtype, np.float32))
     return out.reshape(n, -1)
 
@@ -367,10 +374,15 @@ class ProgrammedMatrix:
         mode = correction or self.correction
         if mode not in corr.MODES:
             raise InputError(f"correction must be one of {corr.MODES}, got {mode!r}")
-        vec = check_input(x, self.shape[1])
+        vec = check_input(x, self.shape[1], finite=False)
         if kernels.AVAILABLE and vec.dtype == np.float32 and self.config.scaling == "minmax":
-            xs, xsc, xs_sum = digital.minmax_columns(vec)
+            got = digital.minmax_columns(vec)
+            if got is None:
+                raise InputError(_NOT_FINITE)
+            xs, xsc, xs_sum = got
         else:
+            if not np.isfinite(vec).all():
+                raise InputError(_NOT_FINITE)
             xs, xsc = scale(vec, mode=self.config.scaling, axis=0)
             xs_sum = xs.sum(axis=0, dtype=np.float64)[None, :]
         raw_s, p_s = self._scaled(xs, mode, xs_sum)

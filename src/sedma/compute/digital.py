@@ -23,8 +23,12 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
 
-def _minmax_columns(v: F32, xs: F32, lo: F64, span: F64, sums: F64) -> None:  # pragma: no cover - compiled
-    """xs ← (v − lo)/span per column in float32 as ``converters.scale``; lo, span, Σ xs in float64."""
+def _minmax_columns(v: F32, xs: F32, lo: F64, span: F64, sums: F64) -> bool:  # pragma: no cover - compiled
+    """xs ← (v − lo)/span per column in float32 as ``converters.scale``; lo, span, Σ xs in float64.
+
+    Returns False if v holds a NaN or an infinity: either makes its column's Σ xs NaN (a NaN
+    scales to NaN; an infinite value makes the span infinite and (v − lo)·0 NaN).
+    """
     n, nb = v.shape
     mn = v[0].copy()
     mx = v[0].copy()
@@ -54,12 +58,16 @@ def _minmax_columns(v: F32, xs: F32, lo: F64, span: F64, sums: F64) -> None:  # 
             xs[i, 0] = val
             total += np.float64(val)
         sums[0] = total
-        return
+        return abs(total) < np.inf
     for i in range(n):
         for b in range(nb):
             val = (v[i, b] - lo32[b]) * inv[b]
             xs[i, b] = val
             sums[b] += np.float64(val)
+    for b in range(nb):  # noqa: SIM110 - compiled: a plain loop, no generator
+        if not abs(sums[b]) < np.inf:
+            return False
+    return True
 
 
 def _first_order(raw: F32, dx: F32, z: F32, sd: F32, live: F32, p: F32) -> None:  # pragma: no cover
@@ -93,12 +101,14 @@ if _numba is not None:
     _minmax_columns, _first_order, _unscale = (_jit(f) for f in (_minmax_columns, _first_order, _unscale))
 
 
-def minmax_columns(v: F32) -> tuple[F32, Scale, F64]:
-    """Float32 (n, B) min-max scaled per column: (x̂, its Scale with (1, B) lo/span, (1, B) Σx̂)."""
+def minmax_columns(v: F32) -> tuple[F32, Scale, F64] | None:
+    """Float32 (n, B) min-max scaled per column: (x̂, its Scale with (1, B) lo/span, (1, B) Σx̂);
+    None if v holds a NaN or an infinity."""
     nb = v.shape[1]
     xs = np.empty(v.shape, dtype=np.float32)
     lo, span, sums = np.empty((1, nb)), np.empty((1, nb)), np.empty((1, nb))
-    _minmax_columns(np.ascontiguousarray(v), xs, lo[0], span[0], sums[0])
+    if not _minmax_columns(np.ascontiguousarray(v), xs, lo[0], span[0], sums[0]):
+        return None
     return xs, Scale(lo=lo, span=span), sums
 
 
