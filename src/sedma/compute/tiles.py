@@ -145,19 +145,22 @@ class TileGroup:
         the W rows the product has just brought into cache.
         """
         t, (y, raw, sq, x) = self.tile, buf
-        ut = sq.reshape(self.blocks, xs.shape[1], t)  # the same buffer, u transposed
-        kernels.gather_t(xs, self.cols, dac, x, ut)
+        nb = xs.shape[1]
         z = normals.normal(raw.shape)
         from_w = self.s_store is None
         src = self.wa if from_w else self.s_store
         assert src is not None
         bound, near = self._s_bound(), 0
         dx = acc[1] if exact else acc[0]
+        # One tile's inputs, u and product at a time, in the first tile's slots: a read touches
+        # ≈ 0.8 MB less scratch, and the tiles' [W; D] stays cached for the next read longer.
+        y1, x1, ut1 = y[:1], x[:1], sq[:1].reshape(1, nb, t)
         for kk in self._tile_order():
             one = slice(kk, kk + 1)
-            np.matmul(self.wa[kk], x[kk], out=y[kk]) if exact else np.matmul(self.w[kk], x[kk], out=y[kk, :t])
+            kernels.gather_t(xs, self.cols[one], dac, x1, ut1)
+            np.matmul(self.wa[kk], x1[0], out=y1[0]) if exact else np.matmul(self.w[kk], x1[0], out=y1[0, :t])
             near += kernels.finish_bounded(
-                y[one], z[one], ut[one], src[one], from_w, self.g0, bound[one], self.device.read_noise,
+                y1, z[one], ut1, src[one], from_w, self.g0, bound[one], self.device.read_noise,
                 self.adc_lo[one], self.adc_hi[one], adc, exact, self.row_of[one], acc[0], dx,
             )  # fmt: skip
         self.near_boundary = near / z.size
