@@ -9,7 +9,7 @@ import pytest
 
 from sedma.errors import ConfigError, InputError, StorageError
 from sedma.net.cid import compute_cid
-from sedma.net.store import BlockStore, StoreConfig
+from sedma.net.store import DEFAULT_HOT, BlockStore, HotCache, StoreConfig, process_hot_cache
 from sedma.net.types import IntegrityError
 
 
@@ -141,3 +141,23 @@ def test_published_blocks_are_served_from_memory_while_their_file_is_unchanged(t
     with pytest.raises(ConfigError, match="hot_bytes"):
         StoreConfig(hot_bytes=-1).validate()
     assert BlockStore(tmp_path / "off", config=StoreConfig(hot_bytes=0)).get_hot(a) is None
+
+
+def test_stores_sharing_a_hot_cache_share_its_budget_not_their_copies(tmp_path: Path) -> None:
+    shared = HotCache(2500)
+    one = BlockStore(tmp_path / "one", hot=shared)
+    two = BlockStore(tmp_path / "two", hot=shared)
+    blocks = {compute_cid(bytes([i]) * 1000): bytes([i]) * 1000 for i in range(3)}
+    a, b, c = blocks
+    one.put(a, blocks[a], hot=True)
+    one.put(b, blocks[b], hot=True)
+    two.put(a, blocks[a])  # the same block in the other store, not published there
+    assert two.get_hot(a) is None and one.get_hot(a) == blocks[a]  # copies are per store
+    two.put(c, blocks[c], hot=True)  # 3 x 1000 B > 2500 B: the least recently used (one's b) leaves
+    assert one.get_hot(b) is None and one.get_hot(a) == blocks[a] and two.get_hot(c) == blocks[c]
+    assert shared.used_bytes == 2000
+    one.release_hot()  # a store closing takes its copies with it, and only its own
+    assert one.get_hot(a) is None and two.get_hot(c) == blocks[c] and shared.used_bytes == 1000
+    assert process_hot_cache() is process_hot_cache() and process_hot_cache().budget_bytes == DEFAULT_HOT
+    with pytest.raises(ConfigError, match="budget_bytes"):
+        HotCache(-1)

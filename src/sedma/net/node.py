@@ -36,7 +36,7 @@ from sedma.net.identity import Identity, peer_id_text
 from sedma.net.replication import ReplicationConfig, replicate
 from sedma.net.rpc import Caller, RpcConfig, RpcEndpoint
 from sedma.net.selection import STRATEGIES, SelectionConfig, feature_matrix, scores, select
-from sedma.net.store import BlockStore, StoreConfig
+from sedma.net.store import BlockStore, StoreConfig, process_hot_cache
 from sedma.net.tensor import Manifest, TensorAssembly, chunk_tensor
 from sedma.net.transport import Transport
 from sedma.net.types import Blob, PeerError, PeerInfo, PeerStats
@@ -141,7 +141,9 @@ class Node:
         )
         self.identity = ident
         blocks = home / "swarm" / ident.text[:20] / "blocks" if self.config.ephemeral else home / "blocks"
-        self.store = BlockStore(blocks, config=StoreConfig(budget_bytes=self.config.store_budget_bytes))
+        # Memory copies of published blocks share one budget per process (swarm: many nodes).
+        store_config = StoreConfig(budget_bytes=self.config.store_budget_bytes)
+        self.store = BlockStore(blocks, config=store_config, hot=process_hot_cache())
         if self.memory is None and self.config.use_memory:
             from sedma.memory import DualMemory
 
@@ -230,6 +232,7 @@ class Node:
             await self._relay.close()
             self._relay = None
         self.cache.flush()
+        self.store.release_hot()
         if self._own_memory is not None:
             self._own_memory.close()
             self.memory = self._own_memory = None

@@ -9,9 +9,12 @@ off, because a block lost in a crash is detected (missing or failing its CID) an
 
 Blocks a node publishes are kept in memory too (``put(..., hot=True)``, at most
 ``hot_bytes``, least recently used dropped first), so serving them needs neither a disk read
-nor a worker thread (:meth:`BlockStore.get_hot`). The disk stays the truth: a memory copy is
-returned only while its file still has the inode, size and modification time it had when the
-copy was taken, so a file replaced or removed behind the store's back is read (or missed) anew.
+nor a worker thread (:meth:`BlockStore.get_hot`). The copies live in a :class:`HotCache`: a
+store's own by default, or one shared by several stores, as the nodes of one process share
+:func:`process_hot_cache` (a 16-node ``sedma swarm`` process holds 32 MiB of copies, not 512).
+The disk stays the truth: a memory copy is returned only while its file still has the inode,
+size and modification time it had when the copy was taken, so a file replaced or removed behind
+the store's back is read (or missed) anew.
 """
 
 from __future__ import annotations
@@ -58,17 +61,93 @@ class StoreConfig:
         return self
 
 
-class BlockStore:
-    """Blocks by CID on disk, with pins and least-recently-used GC of unpinned blocks."""
+Stamp = tuple[int, int, int]  # a file's inode, size and modification time (ns)
 
-    def __init__(self, root: Path | str | None = None, *, config: StoreConfig | None = None) -> None:
+
+class HotCache:
+    """Memory copies of blocks under one byte budget, least recently used dropped first.
+
+    Keys are (store token, CID), so stores sharing a cache never see each other's copies but
+    compete for the same bytes. Thread-safe.
+    """
+
+    def __init__(self, budget_bytes: int = DEFAULT_HOT) -> None:
+        if budget_bytes < 0:
+            raise ConfigError(f"hot cache budget_bytes must be >= 0, got {budget_bytes}")
+        self.budget_bytes = budget_bytes
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[object, str], tuple[bytes, Stamp]] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def used_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: tuple[object, str]) -> tuple[bytes, Stamp] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple[object, str], data: bytes, stamp: Stamp) -> None:
+        if len(data) > self.budget_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            self._bytes += len(data) - (len(old[0]) if old else 0)
+            self._entries[key] = (data, stamp)
+            while self._bytes > self.budget_bytes:
+                _, (dropped, _) = self._entries.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def drop(self, key: tuple[object, str]) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[0])
+
+    def drop_owner(self, token: object) -> None:
+        """Every copy one store put here (the store is closing)."""
+        with self._lock:
+            for key in [k for k in self._entries if k[0] is token]:
+                self._bytes -= len(self._entries.pop(key)[0])
+
+
+_process_hot: HotCache | None = None
+_process_hot_lock = threading.Lock()
+
+
+def process_hot_cache() -> HotCache:
+    """The hot cache the nodes of this process share (``DEFAULT_HOT`` bytes), made on first use."""
+    global _process_hot
+    with _process_hot_lock:
+        if _process_hot is None:
+            _process_hot = HotCache(DEFAULT_HOT)
+        return _process_hot
+
+
+class BlockStore:
+    """Blocks by CID on disk, with pins and least-recently-used GC of unpinned blocks.
+
+    ``hot``: the :class:`HotCache` for memory copies of published blocks; by default the store's
+    own, of ``config.hot_bytes``. ``config.hot_bytes = 0`` keeps no copies either way.
+    """
+
+    def __init__(
+        self,
+        root: Path | str | None = None,
+        *,
+        config: StoreConfig | None = None,
+        hot: HotCache | None = None,
+    ) -> None:
         self.config = (config or StoreConfig()).validate()
         self.root = Path(root) if root is not None else default_root()
         self._lock = threading.RLock()
         self._sizes: OrderedDict[str, int] = OrderedDict()  # LRU order: oldest access first
         self._bytes = 0
-        self._hot: OrderedDict[str, tuple[bytes, tuple[int, int, int]]] = OrderedDict()
-        self._hot_bytes = 0
+        self._hot = hot if hot is not None else HotCache(self.config.hot_bytes)
+        self._token = object()  # this store's half of its hot-cache keys
         try:
             (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -95,17 +174,13 @@ class BlockStore:
 
     def get_hot(self, cid: str) -> bytes | None:
         """The block from memory if it is kept there and its file is unchanged; else None (no read)."""
-        with self._lock:
-            entry = self._hot.get(cid)
+        entry = self._hot.get((self._token, cid))
         if entry is None:
             return None
         data, stamp = entry
         if _stamp(self._path(cid)) != stamp:
             self._drop_hot(cid)
             return None
-        with self._lock:
-            if cid in self._hot:
-                self._hot.move_to_end(cid)
         self._touch(cid, len(data))
         return data
 
@@ -228,24 +303,18 @@ class BlockStore:
             raise StorageError(f"cannot write block {cid} under {self.root}: {exc}") from None
 
     def _keep_hot(self, cid: str, data: bytes) -> None:
-        if len(data) > self.config.hot_bytes:
+        if self.config.hot_bytes == 0:
             return
         stamp = _stamp(self._path(cid))
-        if stamp is None:
-            return
-        with self._lock:
-            old = self._hot.pop(cid, None)
-            self._hot_bytes += len(data) - (len(old[0]) if old else 0)
-            self._hot[cid] = (data, stamp)
-            while self._hot_bytes > self.config.hot_bytes:
-                _, (dropped, _) = self._hot.popitem(last=False)
-                self._hot_bytes -= len(dropped)
+        if stamp is not None:
+            self._hot.put((self._token, cid), data, stamp)
 
     def _drop_hot(self, cid: str) -> None:
-        with self._lock:
-            old = self._hot.pop(cid, None)
-            if old is not None:
-                self._hot_bytes -= len(old[0])
+        self._hot.drop((self._token, cid))
+
+    def release_hot(self) -> None:
+        """Drop this store's memory copies (a node stopping: a shared cache keeps no dead copies)."""
+        self._hot.drop_owner(self._token)
 
     def _touch(self, cid: str, size: int) -> None:
         with self._lock:
@@ -293,7 +362,7 @@ class BlockStore:
         os.replace(tmp, path)
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _stamp(path: Path) -> Stamp | None:
     """What identifies a file's current content cheaply: inode, size, modification time."""
     try:
         st = os.stat(path)
