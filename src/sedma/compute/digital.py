@@ -38,10 +38,11 @@ def _minmax_columns(v: F32, xs: F32, lo: F64, span: F64, sums: F64) -> bool:  # 
             lo1 = min(lo1, v[i, 0])
             hi1 = max(hi1, v[i, 0])
         mn[0], mx[0] = lo1, hi1
-    for i in range(1 if nb > 1 else n, n):
-        for b in range(nb):
-            mn[b] = min(mn[b], v[i, b])
-            mx[b] = max(mx[b], v[i, b])
+    else:
+        for i in range(1, n):
+            for b in range(nb):
+                mn[b] = min(mn[b], v[i, b])
+                mx[b] = max(mx[b], v[i, b])
     lo32 = np.empty(nb, dtype=np.float32)
     inv = np.empty(nb, dtype=np.float32)
     for b in range(nb):
@@ -58,12 +59,12 @@ def _minmax_columns(v: F32, xs: F32, lo: F64, span: F64, sums: F64) -> bool:  # 
             xs[i, 0] = val
             total += np.float64(val)
         sums[0] = total
-        return abs(total) < np.inf
-    for i in range(n):
-        for b in range(nb):
-            val = (v[i, b] - lo32[b]) * inv[b]
-            xs[i, b] = val
-            sums[b] += np.float64(val)
+    else:
+        for i in range(n):
+            for b in range(nb):
+                val = (v[i, b] - lo32[b]) * inv[b]
+                xs[i, b] = val
+                sums[b] += np.float64(val)
     for b in range(nb):  # noqa: SIM110 - compiled: a plain loop, no generator
         if not abs(sums[b]) < np.inf:
             return False

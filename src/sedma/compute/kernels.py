@@ -282,8 +282,7 @@ def _finish(
     zero = np.float32(0.0)
     for kk in range(k):
         lo = adc_lo[kk]
-        step = (adc_hi[kk] - lo) / lv if levels > 0.0 else np.float32(1.0)
-        inv = np.float32(1.0) / step if step > zero else np.float32(1.0)
+        step, inv = _adc_grid(lo, adc_hi[kk], levels)
         for i in range(t):
             row = row_of[kk, i]
             if row < 0:
@@ -416,8 +415,7 @@ def _finish_bounded(
     count = 0
     for kk in range(k):
         lo = adc_lo[kk]
-        step = (adc_hi[kk] - lo) / lv
-        inv = np.float32(1.0) / step if step > zero else np.float32(1.0)
+        step, inv = _adc_grid(lo, adc_hi[kk], levels)
         scale = sg * inv
         _u_factors(ut[kk], uf)
         for i in range(t):

@@ -122,7 +122,7 @@ class TileGroup:
         adc = float((1 << self.adc_bits) - 1) if self.adc_bits > 0 else 0.0
         dx = acc[1] if exact else acc[0]
         if xs.shape[1] > 1 and sigma > 0.0 and adc > 0.0 and self._bounded_next():
-            self._read_bounded(xs, exact, normals, buf, acc, dac, adc)
+            self._read_bounded(xs, exact, normals, buf, acc[0], dx, dac, adc)
             return
         kernels.gather(xs, self.cols, dac, x, sq)
         if xs.shape[1] == 1:
@@ -136,8 +136,8 @@ class TileGroup:
         kernels.finish(y, raw, z, sigma, self.adc_lo, self.adc_hi, adc, exact, self.row_of, acc[0], dx)
 
     def _read_bounded(
-        self, xs: F32, exact: bool, normals: NormalSource, buf: Scratch, acc: list[F32], dac: float,
-        adc: float,
+        self, xs: F32, exact: bool, normals: NormalSource, buf: Scratch, raw_acc: F32, dx: F32,
+        dac: float, adc: float,
     ) -> None:  # fmt: skip
         """A batched read without the variance GEMM (:func:`kernels.finish_bounded`), tile by tile.
 
@@ -147,11 +147,8 @@ class TileGroup:
         t, (y, raw, sq, x) = self.tile, buf
         nb = xs.shape[1]
         z = normals.normal(raw.shape)
-        from_w = self.s_store is None
-        src = self.wa if from_w else self.s_store
-        assert src is not None
+        src, from_w = self._s_source()
         bound, near = self._s_bound(), 0
-        dx = acc[1] if exact else acc[0]
         # One tile's inputs, u and product at a time, in the first tile's slots: a read touches
         # ≈ 0.8 MB less scratch, and the tiles' [W; D] stays cached for the next read longer.
         y1, x1, ut1 = y[:1], x[:1], sq[:1].reshape(1, nb, t)
@@ -161,7 +158,7 @@ class TileGroup:
             np.matmul(self.wa[kk], x1[0], out=y1[0]) if exact else np.matmul(self.w[kk], x1[0], out=y1[0, :t])
             near += kernels.finish_bounded(
                 y1, z[one], ut1, src[one], from_w, self.g0, bound[one], self.device.read_noise,
-                self.adc_lo[one], self.adc_hi[one], adc, exact, self.row_of[one], acc[0], dx,
+                self.adc_lo[one], self.adc_hi[one], adc, exact, self.row_of[one], raw_acc, dx,
             )  # fmt: skip
         self.near_boundary = near / z.size
 
@@ -195,12 +192,17 @@ class TileGroup:
         self.dense_reads = 0
         return True
 
+    def _s_source(self) -> tuple[F32, bool]:
+        """Where the bounded pass reads S rows: S itself, or W rows to form (g0 + W)² + g0² from."""
+        if self.s_store is None:
+            return self.wa, True
+        return self.s_store, False
+
     def _s_bound(self) -> F32:
         """(k, 2, t): sqrt(‖S_i‖₂) and sqrt(max_j S_ij) per tile row, from S or (for s_from_w) W."""
         if self.s_bound is None:
-            src = self.wa if self.s_store is None else self.s_store
             self.s_bound = np.empty((self.blocks, 2, self.tile), dtype=np.float32)
-            kernels.s_bounds(src, self.s_store is None, self.g0, self.s_bound)
+            kernels.s_bounds(*self._s_source(), self.g0, self.s_bound)
         return self.s_bound
 
     def gather(self, xs: F32) -> F32:
