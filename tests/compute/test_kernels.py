@@ -233,6 +233,63 @@ def test_variance_bound_is_never_below_the_variance(from_w: bool) -> None:
         assert np.median(np.minimum(cs, holder)[live] / v[live]) < 3.0  # and not uselessly loose
 
 
+@pytest.mark.parametrize("from_w", [True, False])
+def test_variance_lower_bound_is_never_above_the_variance(from_w: bool) -> None:
+    # S = a² + b² with a = g0 + g⁺, b = g0 + g⁻ (g± ≥ 0) and W = a − b, as programming makes them;
+    # the lower bound of S_i·(x∘x) comes from W x alone, so it must hold for any such cells.
+    rng = np.random.default_rng(11)
+    k, t, nb, g0 = 3, 64, 16, np.float32(0.11)
+    gp = rng.random((k, t, t), dtype=np.float32)
+    gn = np.zeros_like(gp) if from_w else rng.random((k, t, t), dtype=np.float32) * (gp < 0.5)
+    w = gp - gn
+    s = ((g0 + gp) ** 2 + (g0 + gn) ** 2).astype(np.float32)
+    x = rng.random((k, t, nb), dtype=np.float32)
+    if not from_w:
+        x = x * 2.0 - 1.0  # signed inputs with signed weights
+    x[0, :, :3] = 0.0  # all-zero columns
+    x[1, ::3, 5] = 0.0  # and columns with zeros: the bound counts the nonzero inputs
+    lf = np.empty((5, nb), dtype=np.float32)
+    for kk in range(k):
+        y = w[kk] @ x[kk]  # the GEMM's float32 W x, as the read has it
+        kernels._lower_factors(x[kk], from_w, float(g0), lf)
+        a = np.maximum(np.abs(y + lf[0]) - lf[3], 0.0) + lf[1]
+        lower = a * a * lf[2] + lf[4]
+        v = s[kk].astype(np.float64) @ (x[kk].astype(np.float64) ** 2)
+        assert np.all(lower <= v)
+        if from_w:  # unsigned weights and inputs (min-max scaling): tight enough to settle most
+            live = v > 0
+            assert np.median(lower[live] / v[live]) > 0.3
+
+
+def test_bounded_pass_moves_codes_that_both_bounds_settle_without_a_variance() -> None:
+    # Rows and inputs constant: both bounds equal the variance, so every output is settled
+    # without a dot product, and the noise carries many across exactly one ADC boundary.
+    k, t, nb, g0, sigma = 1, 64, 8, 0.1, 0.02
+    w = np.full((k, 2 * t, t), 0.6, dtype=np.float32)
+    w[:, t:] = 1e-3  # D, for the dx sums
+    x = np.full((k, t, nb), 0.5, dtype=np.float32)
+    ut = np.ascontiguousarray((x * x).transpose(0, 2, 1))
+    y = np.matmul(w, x)
+    rng = np.random.default_rng(12)
+    y[:, :t] += rng.random((k, t, nb), dtype=np.float32) * 2.0  # spread the values over codes
+    z = rng.standard_normal((k, t, nb)).astype(np.float32)
+    bound = np.empty((k, 2, t), dtype=np.float32)
+    kernels.s_bounds(w, True, g0, bound)
+    lo, hi, levels = np.zeros(k, np.float32), np.full(k, 40.0, np.float32), 255.0
+    row_of = np.arange(t, dtype=np.int64)[None, :]
+    got = [np.zeros((t, nb), np.float32) for _ in range(2)]
+    near = kernels.finish_bounded(y, z, x, ut, w, True, g0, bound, sigma, lo, hi, levels, True, row_of, *got)
+    s = ((g0 + w[:, :t]) ** 2 + g0**2).astype(np.float32)
+    v = np.matmul(s, x * x)
+    want = [np.zeros((t, nb), np.float32) for _ in range(2)]
+    kernels.finish(y, v, z, sigma, lo, hi, levels, True, row_of, *want)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    step = 40.0 / levels
+    moved = np.rint(y[0, :t] / step) != np.rint(want[0] / step)
+    assert near <= 2 and moved.mean() > 0.2  # codes moved, and (almost) no variance was computed
+
+
 def test_bounded_pass_goes_dense_when_most_outputs_sit_near_a_boundary() -> None:
     rng = np.random.default_rng(10)
     a = rng.random((256, 256))

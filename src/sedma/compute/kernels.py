@@ -330,6 +330,21 @@ def _variances4(
     return a0, a1, a2, a3
 
 
+def _variance1(row: F32, u: F32, s_from_w: bool, g0: float) -> Any:  # pragma: no cover - compiled
+    """S_i · u_b for one column b (the common case: one output of the row near a boundary)."""
+    a = np.float32(0.0)
+    g = np.float32(g0)
+    gg = g * g
+    if s_from_w:
+        for j in range(row.shape[0]):
+            gw = g + row[j]
+            a += (gw * gw + gg) * u[j]
+    else:
+        for j in range(row.shape[0]):
+            a += row[j] * u[j]
+    return a
+
+
 def _gather_t(xs: F32, cols: Any, levels: float, x: F32, ut: F32) -> None:  # pragma: no cover - compiled
     """:func:`_gather` for the bounded pass: x (k, t, B) as there, u = x∘x transposed, ut (k, B, t).
 
@@ -372,9 +387,46 @@ def _u_factors(ut: F32, out: F32) -> None:  # pragma: no cover - compiled (fastm
         out[1, b] = np.sqrt(sm * np.float32(1.001))
 
 
+def _lower_factors(x: F32, s_from_w: bool, g0: float, out: F32) -> None:  # pragma: no cover - compiled
+    """Per column b of one tile's inputs x (t, B): the factors of a lower bound of v = S_i·(x∘x).
+
+    S_ij = a² + b² with a = g0 + g⁺ ≥ 0, b = g0 + g⁻ ≥ 0 and W = a − b. For every G⁻ at Gmin
+    (``s_from_w``) v = Σ (g0 + W_ij)² x_j² + g0² Σ x² ≥ (g0 Σx + (Wx)_i)²/n_b + g0² Σ x²; else
+    a² + b² ≥ ½(a + b)² ≥ ½(2 g0 + |W_ij|)² gives v ≥ ½(2 g0 Σ|x| + |(Wx)_i|)²/n_b (Cauchy–
+    Schwarz over the n_b nonzero inputs). (Wx)_i is the GEMM's float32 value, off by at most
+    ≈ t·2⁻²⁴·Σ|x| (|W| ≤ 1), which ``out[3]`` takes off first. The bound is then
+    ``(max(|y + out[0]| − out[3], 0) + out[1])² · out[2] + out[4]``.
+    """
+    t, nb = x.shape
+    g = np.float32(g0)
+    zero = np.float32(0.0)
+    sums = np.zeros((4, nb), dtype=np.float32)  # Σx, Σ|x|, Σx² and the nonzero count
+    for i in range(t):  # row by row: the column sums vectorise
+        for b in range(nb):
+            v = x[i, b]
+            sums[0, b] += v
+            sums[1, b] += abs(v)
+            sums[2, b] += v * v
+            sums[3, b] += np.float32(1.0) if v != zero else zero
+    for b in range(nb):
+        inv = np.float32(0.999) / max(sums[3, b], np.float32(1.0))  # 0.999: slack for float32 rounding
+        out[3, b] = np.float32(1e-6) * np.float32(t) * sums[1, b]
+        if s_from_w:
+            out[0, b] = g * sums[0, b]
+            out[1, b] = zero
+            out[2, b] = inv
+            out[4, b] = np.float32(0.999) * g * g * sums[2, b]
+        else:
+            out[0, b] = zero
+            out[1, b] = np.float32(2.0) * g * sums[1, b]
+            out[2, b] = np.float32(0.5) * inv
+            out[4, b] = zero
+
+
 def _finish_bounded(
     y: F32,
     z: F32,
+    x: F32,
     ut: F32,
     src: F32,
     s_from_w: bool,
@@ -395,12 +447,15 @@ def _finish_bounded(
     across the rounding boundary on the side z points to. With v <= min(‖S_i‖₂‖u‖₂,
     max_j S_ij·Σu) (Cauchy–Schwarz and Hölder, u = x̂∘x̂), an output whose bound cannot reach
     that boundary keeps the code of Wx — exactly the code the noisy value gets — and needs no
-    variance. The others get v = S_i·u (dot products, four columns per pass over the row) and
-    the dense pass's arithmetic. So the result is the dense pass's, draw for draw, with the
-    variance computed for the outputs near a boundary (≈ 1 in 10 for TaOx-HfOy at 8 bits)
-    instead of all. ``ut`` (k, B, t) is u transposed (:func:`gather_t`); ``s_bound`` (k, 2, t)
-    holds sqrt(‖S_i‖₂) and sqrt(max_j S_ij) (:func:`s_bounds`). Returns how many outputs
-    needed their variance.
+    variance. A lower bound of v from the same GEMM's Wx (:func:`_lower_factors`) settles most
+    of the rest: if even it carries the value past that boundary, and the upper bound cannot
+    reach the next one, the code moves by exactly one step toward z. Only outputs between the
+    two get v = S_i·u (dot products, four columns per pass over the row) and the dense pass's
+    arithmetic. So the result is the dense pass's, draw for draw, with the variance computed
+    for ≈ 1 output in 25 (TaOx-HfOy at 8 bits) instead of all. ``x`` (k, t, B) holds the tiles'
+    inputs and ``ut`` (k, B, t) u transposed (:func:`gather_t`); ``s_bound`` (k, 2, t) holds
+    sqrt(‖S_i‖₂) and sqrt(max_j S_ij) (:func:`s_bounds`). Returns how many outputs needed
+    their variance.
     """
     k, t, nb = z.shape
     sg = np.float32(sigma)
@@ -408,7 +463,9 @@ def _finish_bounded(
     zero = np.float32(0.0)
     half = np.float32(0.5)
     margin = np.float32(1e-3)  # code units: covers float32 rounding of (Wx + noise − lo)/step
+    one = np.float32(1.0)
     uf = np.empty((2, nb), dtype=np.float32)
+    lf = np.empty((5, nb), dtype=np.float32)
     slack = np.empty(nb, dtype=np.float32)
     out = np.empty(nb, dtype=np.float32)
     flagged = np.empty(nb + 3, dtype=np.int64)
@@ -418,30 +475,50 @@ def _finish_bounded(
         step, inv = _adc_grid(lo, adc_hi[kk], levels)
         scale = sg * inv
         _u_factors(ut[kk], uf)
+        _lower_factors(x[kk], s_from_w, g0, lf)
         for i in range(t):
             row = row_of[kk, i]
             if row < 0:
                 continue
             rn, rm = s_bound[kk, 0, i], s_bound[kk, 1, i]
-            for b in range(nb):  # branch-free: vectorises
-                c0 = (y[kk, i, b] - lo) * inv
+            for b in range(nb):  # branch-free (ternaries, not min/max: those do not vectorise)
+                yb = y[kk, i, b]
+                c0 = (yb - lo) * inv
                 c = np.float32(np.rint(c0))
                 zb = z[kk, i, b]
+                az = abs(zb)
                 toward = c - c0 if zb >= zero else c0 - c
-                reach = scale * min(rn * uf[0, b], rm * uf[1, b]) * abs(zb)
-                slack[b] = (half + toward) - (reach + margin)
-                out[b] = min(max(c, zero), lv) * step + lo
+                gap = half + toward  # code units from c0 to the boundary on z's side
+                cs, hs = rn * uf[0, b], rm * uf[1, b]
+                reach = scale * (cs if cs < hs else hs) * az
+                a = abs(yb + lf[0, b]) - lf[3, b]
+                a = (a if a > zero else zero) + lf[1, b]
+                least = scale * np.sqrt(a * a * lf[2, b] + lf[4, b]) * az
+                stays = reach + margin < gap
+                # One boundary crossed for sure, not two: the code moves one step toward z.
+                steps = (not stays) & (least > gap + margin) & (reach + margin < gap + one)
+                move = one if zb >= zero else -one
+                settled = stays | steps
+                slack[b] = one if settled else -one
+                c = c + move if steps else c
+                c = zero if zero > c else c  # min(max(c, 0), levels), as the dense pass
+                c = lv if lv < c else c
+                out[b] = c * step + lo
             nf = 0
-            for b in range(nb):  # branch-free compaction of the outputs near a boundary
-                flagged[nf] = b
-                nf += slack[b] <= zero
+            for b in range(nb):  # the outputs left near a boundary, in column order
+                if slack[b] <= zero:
+                    flagged[nf] = b
+                    nf += 1
             if nf:
                 count += nf
                 for q in range(nf, nf + 3):
                     flagged[q] = flagged[nf - 1]  # pad the last group of four
                 for q in range(0, nf, 4):
-                    vs = _variances4(src[kk, i], ut[kk], flagged[q], flagged[q + 1], flagged[q + 2],
-                                     flagged[q + 3], s_from_w, g0)  # fmt: skip
+                    if nf - q == 1:  # a pass for one column reads a quarter of the u rows
+                        vs = (_variance1(src[kk, i], ut[kk, flagged[q]], s_from_w, g0), zero, zero, zero)
+                    else:
+                        vs = _variances4(src[kk, i], ut[kk], flagged[q], flagged[q + 1], flagged[q + 2],
+                                         flagged[q + 3], s_from_w, g0)  # fmt: skip
                     for r in range(min(4, nf - q)):
                         b = flagged[q + r]
                         val = np.sqrt(vs[r]) * z[kk, i, b] * sg + y[kk, i, b]
@@ -489,8 +566,10 @@ if _numba is not None:
     finish = _numba.njit(boundscheck=False, nogil=True, cache=True)(_finish)
     # The variance dot products may reassociate (v only scales the noise); the rest keeps numpy's rounding.
     _variances4 = _numba.njit(fastmath=_flags, boundscheck=False, nogil=True, cache=True)(_variances4)
+    _variance1 = _numba.njit(fastmath=_flags, boundscheck=False, nogil=True, cache=True)(_variance1)
     _u_factors = _numba.njit(fastmath=_flags, boundscheck=False, nogil=True, cache=True)(_u_factors)
     gather_t = _numba.njit(boundscheck=False, nogil=True, cache=True)(_gather_t)
+    _lower_factors = _numba.njit(boundscheck=False, nogil=True, cache=True)(_lower_factors)
     finish_bounded = _numba.njit(boundscheck=False, nogil=True, cache=True)(_finish_bounded)
     s_bounds = _numba.njit(boundscheck=False, nogil=True, cache=True)(_s_bounds)
 else:

@@ -68,7 +68,6 @@ class TileGroup:
     # Share of outputs whose variance the last bounded read needed, and dense reads since then.
     near_boundary: float = 0.0
     dense_reads: int = 0
-    reads: int = 0  # bounded reads so far (the parity picks the tile order)
 
     @property
     def blocks(self) -> int:
@@ -139,43 +138,24 @@ class TileGroup:
         self, xs: F32, exact: bool, normals: NormalSource, buf: Scratch, raw_acc: F32, dx: F32,
         dac: float, adc: float,
     ) -> None:  # fmt: skip
-        """A batched read without the variance GEMM (:func:`kernels.finish_bounded`), tile by tile.
+        """A batched read without the variance GEMM (:func:`kernels.finish_bounded`).
 
-        Each tile's product is followed at once by its finishing pass, whose dot products read
-        the W rows the product has just brought into cache.
+        Three calls whatever the number of tiles: the compiled gather, one stacked GEMM and the
+        compiled finishing pass. (Going tile by tile, to finish each while its W rows are still
+        cached, bought nothing measurable once the lower bound left ≈ 1 output in 25 needing a
+        dot product, and it was a Python loop over tiles.)
         """
         t, (y, raw, sq, x) = self.tile, buf
-        nb = xs.shape[1]
         z = normals.normal(raw.shape)
+        ut = sq.reshape(self.blocks, xs.shape[1], t)
+        kernels.gather_t(xs, self.cols, dac, x, ut)
+        np.matmul(self.wa, x, out=y) if exact else np.matmul(self.w, x, out=y[:, :t])
         src, from_w = self._s_source()
-        bound, near = self._s_bound(), 0
-        # One tile's inputs, u and product at a time, in the first tile's slots: a read touches
-        # ≈ 0.8 MB less scratch, and the tiles' [W; D] stays cached for the next read longer.
-        y1, x1, ut1 = y[:1], x[:1], sq[:1].reshape(1, nb, t)
-        for kk in self._tile_order():
-            one = slice(kk, kk + 1)
-            kernels.gather_t(xs, self.cols[one], dac, x1, ut1)
-            np.matmul(self.wa[kk], x1[0], out=y1[0]) if exact else np.matmul(self.w[kk], x1[0], out=y1[0, :t])
-            near += kernels.finish_bounded(
-                y1, z[one], ut1, src[one], from_w, self.g0, bound[one], self.device.read_noise,
-                self.adc_lo[one], self.adc_hi[one], adc, exact, self.row_of[one], raw_acc, dx,
-            )  # fmt: skip
+        near = kernels.finish_bounded(
+            y, z, x, ut, src, from_w, self.g0, self._s_bound(), self.device.read_noise,
+            self.adc_lo, self.adc_hi, adc, exact, self.row_of, raw_acc, dx,
+        )  # fmt: skip
         self.near_boundary = near / z.size
-
-    def _tile_order(self) -> range | list[int]:
-        """Tiles in stack order, or on every other read with the grid's block rows reversed.
-
-        A read streams every tile once; when they are more than the cache holds, a fixed order
-        evicts each tile before the next read needs it. Reversing the block rows on alternate
-        reads starts each read with the tiles the last one ended with, still in cache. Each
-        output row takes its tiles in the same order either way (a block row stays in column
-        order), so the numbers do not change.
-        """
-        self.reads += 1
-        if self.grid is None or self.grid[0] < 2 or self.reads % 2:
-            return range(self.blocks)
-        r, c = self.grid
-        return [i * c + j for i in reversed(range(r)) for j in range(c)]
 
     def _bounded_next(self) -> bool:
         """Whether the next batched read skips the variance GEMM (:func:`kernels.finish_bounded`).
