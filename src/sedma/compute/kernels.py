@@ -12,10 +12,11 @@ statistic of a read can see.
 
 Batched reads (B > 1) are compute-bound GEMMs instead, and the variance S (x̂∘x̂) would be a
 third one. :func:`finish_bounded` avoids it: an output's noise can change its ADC code only if it
-reaches the rounding boundary of the noiseless value on the side its draw points to, and a cheap
+reaches the rounding boundary of the noiseless value on the side its draw points to. A cheap
 upper bound of the variance (Cauchy–Schwarz and Hölder over precomputed row norms) rules that out
-for ≈ 9 in 10 outputs at 8 bits; only the rest get their exact variance, by dot products. The
-codes, hence the numbers, are the dense pass's draw for draw (tested bit for bit).
+for ≈ 9 in 10 outputs at 8 bits, and a lower bound from the GEMM's own W x̂ settles most of the
+rest (the noise surely carries them one code over); only ≈ 1 in 25 get their exact variance, by
+dot products. The codes, hence the numbers, are the dense pass's draw for draw (tested bit for bit).
 
 numba compiles the kernel on first use (cached on disk). Without numba, or with
 ``SEDMA_COMPUTE_KERNEL=numpy``, :data:`AVAILABLE` is false and reads take the BLAS path.
