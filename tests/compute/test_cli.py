@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +142,83 @@ def test_matvec_table_says_the_second_run_starts_from_long_term_memory() -> None
     assert "LTM held" not in first.output
     assert "LTM held" in second.output
     assert "│ ltm" in second.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rows", "0"], "--rows must be >= 1, got 0"),
+        (["--rows", "16", "--cols", "0"], "--cols must be >= 1, got 0"),
+        (["--cols", "-4"], "--cols must be >= 1, got -4"),
+        (["--rows", "-16"], "--rows must be >= 1, got -16"),
+        (["--rows", "16", "--batch", "0"], "--batch must be >= 1, got 0"),
+        (["--rows", "16", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    ],
+)
+def test_zero_or_negative_sizes_and_seed_are_refused_not_defaulted(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = _run([*args, "--tile", "8", "--no-memory", "--json"], capsys)
+    assert (code, out) == (1, "")
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("tile", "message"),
+    [
+        ("99999", "--tile 99999 is above the maximum 1024 of device 'TaOx-HfOy'"),
+        ("1", "--tile 1 is below 2 (device 'TaOx-HfOy' takes arrays of 2..1024)"),
+    ],
+)
+def test_adaptive_partition_refuses_a_tile_the_device_cannot_hold(
+    capsys: pytest.CaptureFixture[str], tile: str, message: str
+) -> None:
+    code, out, err = _run(["--rows", "16", "--partition", "adaptive", "--tile", tile, "--json"], capsys)
+    assert (code, out) == (1, "")
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("field", "text"), [("levels", ".nan"), ("levels", ".inf"), ("max_tile", ".inf")])
+def test_nan_or_inf_in_a_device_file_is_one_line_naming_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, text: str
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "src/sedma/compute/presets/example-device.yaml"
+    lines = [ln for ln in example.read_text().splitlines() if not ln.startswith(f"{field}:")]
+    dev = tmp_path / "d.yaml"
+    dev.write_text("\n".join([*lines, f"{field}: {text}"]) + "\n")
+    code, out, err = _run(["--rows", "16", "--tile", "8", "--device-file", str(dev)], capsys)
+    assert (code, out) == (1, "")
+    assert f"device file {dev}: field '{field}' must be a finite number" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_inf_array_size_in_a_pool_file_is_one_line_naming_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pool = tmp_path / "pool.yaml"
+    pool.write_text("devices:\n  - {name: a, material: ideal, array_size: .inf, count: 2}\n")
+    args = ["--rows", "16", "--tile", "8", "--partition", "adaptive", "--pool", str(pool), "--json"]
+    code, out, err = _run(args, capsys)
+    assert (code, out) == (1, "")
+    assert f"{pool}: devices[0]: field 'array_size' must be a finite number, got inf" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unreachable_ray_address_exits_quickly_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a loopback port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    env = os.environ | {
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+        "SEDMA_RAY_ADDRESS": address,
+        "SEDMA_HOME": str(tmp_path / "home"),
+    }
+    args = ["matvec", "--rows", "64", "--tile", "32", "--no-memory", "--json"]
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "sedma.cli", *args], capture_output=True, text=True, env=env, timeout=90
+    )
+    assert time.monotonic() - start < 60
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert f"cannot reach Ray at {address}" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from sedma.compute.devices import PRESETS, REQUIRED, Device, get_device, known_devices, load_device
+from sedma.compute.devices import (
+    MAX_LEVELS,
+    PRESETS,
+    REQUIRED,
+    Device,
+    get_device,
+    known_devices,
+    load_device,
+    with_overrides,
+)
 from sedma.errors import InputError
 
 
@@ -77,3 +86,58 @@ def test_shipped_example_device_file_loads() -> None:
     path = Path(__file__).resolve().parents[2] / "src/sedma/compute/presets/example-device.yaml"
     dev = load_device(path)
     assert dev.name == "my-taox" and dev.levels == 128
+
+
+def _yaml_with(tmp_path: Path, field: str, text: str) -> Path:
+    """The EpiRAM fields as a YAML device file, ``field`` set to the literal YAML ``text``."""
+    lines = [f"{k}: {v}" for k, v in _fields().items() if k != field] + [f"{field}: {text}"]
+    p = tmp_path / "dev.yaml"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+@pytest.mark.parametrize("field", ["levels", "max_tile", "adc_bits", "g_min", "sigma_c2c", "nl_ltd"])
+@pytest.mark.parametrize("text", [".nan", ".inf", "-.inf"])
+def test_nan_or_inf_in_any_numeric_field_names_file_and_field(tmp_path: Path, field: str, text: str) -> None:
+    p = _yaml_with(tmp_path, field, text)
+    with pytest.raises(InputError, match=f"field '{field}' must be a finite number") as err:
+        load_device(p)
+    assert str(p) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("1", "levels must be 0 .continuous. or 2..1048576, got 1$"),
+        ("1048577", "levels must be 0 .continuous. or 2..1048576, got 1048577"),
+        ("1.0e+30", "field 'levels' is out of range, got 1e\\+30"),
+        ("1" + "0" * 400, "field 'levels' is out of range"),
+    ],
+)
+def test_levels_that_cannot_work_are_refused(tmp_path: Path, text: str, match: str) -> None:
+    p = _yaml_with(tmp_path, "levels", text)
+    with pytest.raises(InputError, match=match) as err:
+        load_device(p)
+    assert str(p) in str(err.value)
+
+
+@pytest.mark.parametrize("levels", [0, 2, MAX_LEVELS])
+def test_continuous_and_in_range_levels_load(tmp_path: Path, levels: int) -> None:
+    assert load_device(_yaml_with(tmp_path, "levels", str(levels))).levels == levels
+
+
+@pytest.mark.parametrize("field", ["pulse_width_s", "read_time_s", "pulse_v", "read_v", "pulse_v_ltd"])
+def test_zero_pulse_width_read_time_or_voltage_is_refused(tmp_path: Path, field: str) -> None:
+    p = _yaml_with(tmp_path, field, "0")
+    with pytest.raises(InputError, match=f"{field} must be (> 0|non-zero), got 0") as err:
+        load_device(p)
+    assert str(p) in str(err.value)
+
+
+def test_overrides_are_held_to_the_same_rules() -> None:
+    with pytest.raises(InputError, match="levels must be 0"):
+        with_overrides(get_device("EpiRAM"), levels=1)
+    with pytest.raises(InputError, match="max_tile is not finite"):
+        with_overrides(get_device("EpiRAM"), max_tile=float("nan"))
+    with pytest.raises(InputError, match="pulse_width_s must be > 0"):
+        with_overrides(get_device("EpiRAM"), pulse_width_s=0.0)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from sedma.compute.crossbar import CrossbarConfig, program
-from sedma.compute.executor import LocalExecutor, make_executor
-from sedma.errors import InputError
+from sedma.compute.executor import LocalExecutor, check_reachable, make_executor
+from sedma.errors import BackendUnavailable, ConfigError, InputError
 
 ray = pytest.importorskip("ray")
 
@@ -66,3 +68,32 @@ def test_engine_on_ray_gives_the_local_result(ray_instance: None) -> None:
     assert remote.options["executor"] == "ray"
     np.testing.assert_array_equal(local.y, remote.y)
     assert local.lam == remote.lam
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:  # free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_unreachable_ray_address_is_backend_unavailable_naming_it(scheme: str) -> None:
+    address = f"{scheme}127.0.0.1:{_closed_port()}"
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=f"cannot reach Ray at {address}: .*refused"):
+        check_reachable(address, timeout=5.0)
+    assert time.monotonic() - start < 5.0
+
+
+def test_reachable_address_passes_and_auto_is_left_to_ray() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+    check_reachable("auto")  # Ray resolves these itself; no connection is tried
+    check_reachable("local")
+
+
+def test_ray_address_with_a_port_out_of_range_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"port 99999 is not in 1\.\.65535"):
+        check_reachable("127.0.0.1:99999")

@@ -87,3 +87,23 @@ def test_console_script_exits_non_zero_without_traceback(tmp_path: Path) -> None
 def test_material_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["infer"], capsys)
     assert code == 2 and "--material" in err
+
+
+def test_negative_seed_is_one_line_not_a_numpy_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["infer", "--material", "ideal", "--trials", "1", "--seed", "-1"], capsys)
+    assert (code, out) == (1, "")
+    assert "--seed must be >= 0, got -1" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("field", "text"), [("levels", ".nan"), ("levels", ".inf"), ("g_max", ".nan")])
+def test_nan_or_inf_in_a_device_file_names_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, text: str
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "src/sedma/compute/presets/example-device.yaml"
+    lines = [ln for ln in example.read_text().splitlines() if not ln.startswith(f"{field}:")]
+    dev = tmp_path / "d.yaml"
+    dev.write_text("\n".join([*lines, f"{field}: {text}"]) + "\n")
+    code, out, err = run(["infer", "--material", str(dev)], capsys)
+    assert (code, out) == (1, "")
+    assert f"device file {dev}: field '{field}' must be a finite number" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -2,7 +2,8 @@
 
 ``SEDMA_ARRAY_BACKEND`` = ``numpy`` | ``cupy`` | ``torch`` | ``auto`` (the first GPU backend that
 imports and sees a CUDA device, else numpy). Only the heavy part of a read moves to the GPU: the
-stacked tile matmuls and the per-read noise; tiles are copied to the device once, at programming.
+stacked tile matmuls and the per-read noise; each tile group is copied to the device once, on its
+first read, and stays there for later reads.
 A GPU backend is never required: asking for one that is missing raises
 :class:`~sedma.errors.BackendUnavailable` naming what is missing. GPU random streams differ from
 numpy's, so results are reproducible per backend, not across backends.

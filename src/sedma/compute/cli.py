@@ -9,12 +9,14 @@ from typing import Any
 import click
 import numpy as np
 import numpy.typing as npt
+from click.core import ParameterSource
 
 from sedma._output import emit_json, print_table
 from sedma.compute.correction import MODES
 from sedma.compute.crossbar import CrossbarConfig
+from sedma.compute.devices import Device
 from sedma.compute.engine import PARTITIONS, ComputeOptions, MatvecReport, open_memory, process
-from sedma.compute.executor import EXECUTORS
+from sedma.compute.executor import EXECUTORS, check_reachable, ray_address
 from sedma.errors import InputError
 
 DEFAULT_SIZE = 1024
@@ -47,19 +49,33 @@ def parse_lambda(text: str) -> float | str:
     return value
 
 
+def _check_counts(rows: int | None, cols: int | None, batch: int, seed: int) -> None:
+    """Refuse sizes below 1 and a negative seed, naming the flag and the value."""
+    for flag, value in (("--rows", rows), ("--cols", cols), ("--batch", batch)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be >= 1, got {value}")
+    if seed < 0:
+        raise InputError(f"--seed must be >= 0, got {seed}")
+
+
+def _check_tile(tile: int, dev: Device) -> None:
+    """--tile must fit the device, whichever partition mode is asked for."""
+    if tile < 2:
+        raise InputError(f"--tile {tile} is below 2 (device {dev.name!r} takes arrays of 2..{dev.max_tile})")
+    if tile > dev.max_tile:
+        raise InputError(f"--tile {tile} is above the maximum {dev.max_tile} of device {dev.name!r}")
+
+
 def _inputs(
     matrix: str | None, vector: str | None, rows: int | None, cols: int | None, seed: int, batch: int
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """A from --matrix or uniform [0, 1) of --rows × --cols; x from --vector or uniform [0, 1)."""
-    if batch < 1:
-        raise InputError(f"--batch must be >= 1, got {batch}")
     rng = np.random.default_rng(seed)
     if matrix:
         a = load_npy(matrix, "matrix")
     else:
-        m, n = rows or DEFAULT_SIZE, cols or rows or DEFAULT_SIZE
-        if m < 1 or n < 1:
-            raise InputError(f"--rows/--cols must be >= 1, got {m}x{n}")
+        m = DEFAULT_SIZE if rows is None else rows
+        n = m if cols is None else cols
         a = rng.random((m, n))
     if vector:
         return a, load_npy(vector, "vector")
@@ -112,7 +128,9 @@ def _lambda_origin(decision: dict[str, Any] | None) -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--material", default="TaOx-HfOy", show_default=True, help="Device preset.")
 @click.option("--device-file", type=str, default=None, help="A user device model (YAML/JSON).")
-@click.option("--tile", type=int, default=512, show_default=True, help="Crossbar size (static).")
+@click.option(
+    "--tile", type=int, default=512, show_default=True, help="Crossbar size (static), 2..device maximum."
+)
 @click.option("--partition", type=click.Choice(PARTITIONS), default="static", show_default=True)
 @click.option("--correction", type=click.Choice(MODES), default="full", show_default=True)
 @click.option("--lambda", "lam", default="adaptive", show_default=True, help="'adaptive' or a value.")
@@ -146,6 +164,7 @@ def matvec(
     as_json: bool,
 ) -> None:
     """One matrix-vector product on simulated RRAM crossbars, with MELISO+ correction."""
+    _check_counts(rows, cols, batch, seed)
     options = ComputeOptions(
         material=material,
         device_file=device_file,
@@ -160,8 +179,15 @@ def matvec(
         pool_file=pool_file,
         crossbar=CrossbarConfig(adc_bits=adc_bits, dac_bits=dac_bits),
     )
+    dev = options.device()
+    # Adaptive partitioning picks its own array sizes: check --tile there only when it was given.
+    given = click.get_current_context().get_parameter_source("tile") is not ParameterSource.DEFAULT
+    if partition == "static" or given:
+        _check_tile(tile, dev)
     options.validate()
-    options.device()
+    address = ray_address()
+    if address and options.executor_kind() == "ray":
+        check_reachable(address)  # fail now, not after programming the tiles
     a, x = _inputs(matrix, vector, rows, cols, seed, batch)
     memory = open_memory(use_memory=not no_memory)
     try:

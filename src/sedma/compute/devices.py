@@ -5,7 +5,8 @@ V3.0 manual, as used by MELISO/MELISO+): Gmin–Gmax, levels, nonlinearity LTP/L
 cycle-to-cycle and the write pulse. The table lists neither device-to-device spread nor read
 noise; our defaults (σ_d2d = 2 % of the range, read noise = 1 % of each cell's conductance per
 read) are chosen to match the 1 % per-cell read noise CrossSim was measured with, and documented
-in the package README. ``levels = 0`` marks a continuous device programmed exactly (``ideal``).
+in the package README. ``levels = 0`` marks a continuous device programmed exactly (``ideal``);
+otherwise ``levels`` (the pulses from Gmin to Gmax) is 2..``MAX_LEVELS``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ from sedma.errors import InputError
 
 # Fields a device file may set to a negative value: LTD nonlinearity and the LTD pulse polarity.
 _SIGNED = frozenset({"nl_ltp", "nl_ltd", "pulse_v_ltd"})
+# Fields that must be > 0: a zero pulse width, read time or read/write voltage moves or senses nothing.
+_POSITIVE = frozenset({"pulse_v", "pulse_width_s", "read_v", "read_time_s"})
+# The most pulse levels a device may have. The write-and-verify model (writeverify.PulseCurve) keeps
+# pulse counts, clipped to the level count, in float32, exact as integers only up to 2**24; 2**20
+# leaves headroom for the controller's arithmetic and is far above any published RRAM device
+# (tens to a few thousand distinguishable levels). More cannot be modelled faithfully.
+MAX_LEVELS = 1 << 20
+# Integer fields beyond this are not exact as floats (and far beyond any usable value).
+_MAX_EXACT = float(1 << 53)
 # Fields a device file must give; the rest default as in :class:`Device`.
 REQUIRED = (
     "g_min",
@@ -64,14 +74,24 @@ class Device:
         """Raise :class:`InputError` naming the first field that cannot be used."""
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, float | int) and not math.isfinite(float(value)):
+            # Python ints are always finite (and may be too large for float()); check floats only.
+            if isinstance(value, float) and not math.isfinite(value):
                 raise InputError(f"device {self.name!r}: {f.name} is not finite ({value})")
             if f.name not in _SIGNED and isinstance(value, float | int) and value < 0:
                 raise InputError(f"device {self.name!r}: {f.name} must be >= 0, got {value}")
+            if f.name in _POSITIVE and value <= 0:
+                raise InputError(f"device {self.name!r}: {f.name} must be > 0, got {value}")
         if not self.name:
             raise InputError("device name is empty")
         if self.g_max <= self.g_min:
             raise InputError(f"device {self.name!r}: g_max {self.g_max} must exceed g_min {self.g_min}")
+        # levels = 0 is a continuous device (programmed exactly); 1 level cannot store a value.
+        if self.levels != 0 and not 2 <= self.levels <= MAX_LEVELS:
+            raise InputError(
+                f"device {self.name!r}: levels must be 0 (continuous) or 2..{MAX_LEVELS}, got {self.levels}"
+            )
+        if self.pulse_v_ltd == 0:
+            raise InputError(f"device {self.name!r}: pulse_v_ltd must be non-zero, got {self.pulse_v_ltd}")
         if self.max_tile < 2:
             raise InputError(f"device {self.name!r}: max_tile {self.max_tile} is below 2")
         if self.dac_bits > 24 or self.adc_bits > 24:
@@ -179,15 +199,22 @@ def load_device(path: str | Path) -> Device:
 
 
 def _number(p: Path, name: str, value: Any, *, integer: bool) -> float | int:
+    """``value`` as a finite number (an integer where ``integer``); InputError naming file and field."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise InputError(f"device file {p}: field {name!r} must be a number, got {value!r}")
     try:
         num = float(value)
     except ValueError as exc:
         raise InputError(f"device file {p}: field {name!r} must be a number, got {value!r}") from exc
+    except OverflowError as exc:  # an integer beyond float range
+        raise InputError(f"device file {p}: field {name!r} is out of range, got {value!r}") from exc
+    if not math.isfinite(num):
+        raise InputError(f"device file {p}: field {name!r} must be a finite number, got {value!r}")
     if integer:
-        if num != int(num):
+        if not num.is_integer():
             raise InputError(f"device file {p}: field {name!r} must be an integer, got {value!r}")
+        if abs(num) > _MAX_EXACT:
+            raise InputError(f"device file {p}: field {name!r} is out of range, got {value!r}")
         return int(num)
     return num
 

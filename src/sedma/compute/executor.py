@@ -5,12 +5,14 @@ seeded at programming time, and add their partial sums in shard order, so the sa
 the same numbers on either. With Ray each shard lives in one actor (tiles resident, programmed
 once); a read ships only the input batch (one ``ray.put``) and gets partial output rows back.
 Ray is used when ``SEDMA_RAY_ADDRESS`` is set or the caller asks for it; if that address is
-unreachable, :class:`~sedma.errors.BackendUnavailable` says so.
+unreachable (a ``host:port`` or ``ray://host:port`` that accepts no TCP connection within
+:data:`CONNECT_TIMEOUT_S`), :class:`~sedma.errors.BackendUnavailable` names it and the reason.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -18,11 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 from sedma.compute.tiles import Shard, ShardOut
-from sedma.errors import BackendUnavailable, InputError
+from sedma.errors import BackendUnavailable, ConfigError, InputError
 
 EXECUTORS = ("local", "ray")
 # Below this many cells per read a thread hand-off costs more than it saves.
 _PARALLEL_CELLS = 1 << 18
+# How long a TCP connection to SEDMA_RAY_ADDRESS may take before the cluster counts as unreachable
+# (ray.init itself retries the GCS for minutes).
+CONNECT_TIMEOUT_S = 5.0
 
 
 class Executor(Protocol):
@@ -66,6 +71,35 @@ def ray_address() -> str | None:
     return os.environ.get("SEDMA_RAY_ADDRESS") or None
 
 
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port`` or ``ray://host:port`` (IPv6 in brackets); None otherwise."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """:class:`BackendUnavailable` naming ``address`` unless a TCP connection to it opens in time.
+
+    Addresses Ray resolves itself (``auto``, ``local``) are left to Ray.
+    """
+    target = _host_port(address)
+    if target is None:
+        return
+    if not 0 < target[1] < 1 << 16:
+        raise ConfigError(f"SEDMA_RAY_ADDRESS {address!r}: port {target[1]} is not in 1..65535")
+    try:
+        with socket.create_connection(target, timeout=timeout):
+            pass
+    except TimeoutError as exc:
+        raise BackendUnavailable(f"cannot reach Ray at {address}: no answer within {timeout:g} s") from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise BackendUnavailable(f"cannot reach Ray at {address}: {reason}") from exc
+
+
 def _ensure_ray() -> Any:
     try:
         import ray
@@ -73,6 +107,8 @@ def _ensure_ray() -> Any:
         raise BackendUnavailable("the ray executor needs the 'ray' extra: pip install 'sedma[ray]'") from exc
     if not ray.is_initialized():
         address = ray_address()
+        if address:
+            check_reachable(address)
         try:
             if address:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)

@@ -28,6 +28,9 @@ DEFAULT_READ_S = 1e-6
 # MELISO+'s write-and-verify loop runs up to 21 iterations; ~10 is typical before convergence.
 DEFAULT_ITERATIONS = 10.0
 DEFAULT_SIZES = (64, 128, 256, 512)
+# Numeric fields of a pool device: whole arrays, and timing/memory figures that must be > 0.
+_POOL_INTEGERS = ("array_size", "count")
+_POOL_FLOATS = ("speed", "memory_mb", "pulse_s", "read_s", "iterations")
 _D = TypeVar("_D")
 
 
@@ -50,10 +53,10 @@ class PoolDevice:
         if not self.name:
             raise InputError("pool device has an empty name")
         if self.array_size < 2:
-            raise InputError(f"pool device {self.name!r}: array_size {self.array_size} is below 2")
+            raise InputError(f"pool device {self.name!r}: array_size must be >= 2, got {self.array_size}")
         if self.count < 1:
-            raise InputError(f"pool device {self.name!r}: count {self.count} must be >= 1")
-        for field in ("speed", "memory_mb", "pulse_s", "read_s", "iterations"):
+            raise InputError(f"pool device {self.name!r}: count must be >= 1, got {self.count}")
+        for field in _POOL_FLOATS:
             value = getattr(self, field)
             if not math.isfinite(value) or value <= 0:
                 raise InputError(f"pool device {self.name!r}: {field} must be positive, got {value}")
@@ -125,24 +128,46 @@ def sized_pool(
     return pool
 
 
+def _pool_number(where: str, name: str, value: Any, *, integer: bool) -> float | int:
+    """A finite number (an integer where ``integer``); :class:`InputError` naming file and field."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InputError(f"{where}: field {name!r} must be a number, got {value!r}")
+    try:
+        num = float(value)
+    except ValueError as exc:
+        raise InputError(f"{where}: field {name!r} must be a number, got {value!r}") from exc
+    except OverflowError as exc:  # an integer beyond float range
+        raise InputError(f"{where}: field {name!r} is out of range, got {value!r}") from exc
+    if not math.isfinite(num):
+        raise InputError(f"{where}: field {name!r} must be a finite number, got {value!r}")
+    if integer:
+        if not num.is_integer():
+            raise InputError(f"{where}: field {name!r} must be an integer, got {value!r}")
+        if abs(num) > 2.0**53:  # no longer exact as a float, and far beyond any real pool
+            raise InputError(f"{where}: field {name!r} is out of range, got {value!r}")
+        return int(num)
+    return num
+
+
 def _device_from_mapping(raw: Mapping[str, Any], where: str) -> PoolDevice:
     known = {f.name for f in fields(PoolDevice)}
     unknown = set(raw) - known
     if unknown:
         raise InputError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
     for required in ("name", "array_size", "count"):
-        if required not in raw:
+        if required not in raw or raw[required] is None:
             raise InputError(f"{where}: missing field {required!r}")
-    extra: dict[str, Any] = {k: v for k, v in raw.items() if k not in ("name", "array_size", "count")}
+    values: dict[str, Any] = {"name": str(raw["name"])}
+    for k, v in raw.items():
+        if k == "material":
+            values[k] = str(v)
+        elif k != "name":
+            values[k] = _pool_number(where, k, v, integer=k in _POOL_INTEGERS)
+    dev = PoolDevice(**values)
     try:
-        for k, v in extra.items():
-            extra[k] = str(v) if k == "material" else float(v)
-        dev = PoolDevice(
-            name=str(raw["name"]), array_size=int(raw["array_size"]), count=int(raw["count"]), **extra
-        )
-    except (TypeError, ValueError) as exc:
+        dev.validate()
+    except InputError as exc:
         raise InputError(f"{where}: {exc}") from exc
-    dev.validate()
     return dev
 
 
