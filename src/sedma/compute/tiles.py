@@ -26,6 +26,7 @@ from sedma.compute.backend import ArrayBackend
 from sedma.compute.converters import dac
 from sedma.compute.devices import Device
 from sedma.compute.sampling import NormalSource
+from sedma.compute.writeverify import VerifyConfig, program_cells
 
 F32 = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.intp]
@@ -36,6 +37,7 @@ SCRATCH_KEEP = 8  # read-buffer sets kept per shard (one per group and batch siz
 # ≈ 3× a GEMM's cost per output: past this share of such outputs the GEMM is cheaper.
 BOUNDED_SHARE = 0.25
 BOUNDED_RETRY = 64  # dense reads before the bounded pass is tried again
+XTILDE_CELLS = 1 << 16  # x̃ cells per write-and-verify call in the faithful mode (bounded memory)
 
 
 @dataclass(slots=True)
@@ -55,7 +57,7 @@ class TileGroup:
     dac_bits: int
     adc_bits: int
     signed: bool
-    xvar: float  # variance of one x̃ cell (programming + read), scaled units
+    xverify: VerifyConfig  # write-and-verify of the x̃ copies (faithful mode): A's programming controls
     # (block rows, block columns) when the blocks are a full row-major grid of the matrix, tile i
     # at rows (i // C)·t…: then the scatter is a reshape and one sum (the static plan on one shard).
     grid: tuple[int, int] | None = None
@@ -257,14 +259,35 @@ class TileGroup:
         )  # fmt: skip
 
     def faithful_xtilde(self, x: F32, rng: np.random.Generator) -> F32:
-        """Σ_j E_ij e_ij with x̃_ij = x_j + e_ij drawn per cell (the faithful correction mode)."""
-        err = -self.d
-        k, t, _ = err.shape
-        out = np.empty((k, t, x.shape[-1]), dtype=np.float32)
-        sd = np.float32(np.sqrt(self.xvar))
-        for b in range(x.shape[-1]):
-            e = sd * rng.standard_normal((k, t, t), dtype=np.float32)
-            out[:, :, b] = (err * e).sum(axis=2)
+        """Σ_j E_ij e_ij of Algorithm 1, line 7, with every x̃ cell reprogrammed (the reference mode).
+
+        For each column b, tile row i holds its own copy x̃_ij of the tile inputs x̂_j (after the
+        DAC), written from Gmin by closed-loop write-and-verify as A's cells were, and read once
+        with the per-cell noise G(1 + σz): e_ij = x̃_ij − x̂_j. Signed inputs are differential
+        pairs; only the side whose target is nonzero is pulsed, the other stays at Gmin. E = W − Â
+        = −D. k·t·t cells per column, written a bounded batch of tiles at a time: slow by nature.
+        """
+        k, t, nb = self.blocks, self.tile, x.shape[-1]
+        out = np.empty((k, t, nb), dtype=np.float32)
+        g0, sigma = np.float32(self.g0), np.float32(self.device.read_noise)
+        per = max(1, XTILDE_CELLS // (t * t))  # tiles per write-and-verify call
+        for b in range(nb):
+            for k0 in range(0, k, per):
+                k1 = min(k, k0 + per)
+                target = np.broadcast_to(x[k0:k1, None, :, b], (k1 - k0, t, t)).reshape(-1)
+                mag = np.abs(target)
+                g, _ = program_cells(mag, self.device, self.xverify, rng)
+                e = g - mag
+                if self.signed:  # a negative x̂ is written on G⁻: x̃ − x̂ = −(g − |x̂|)
+                    np.negative(e, out=e, where=target < 0.0)
+                if sigma > 0.0:  # read noise of the pair: σ·sqrt((g0 + g)² + g0²)·z
+                    sd = np.square(g0 + g)
+                    sd += g0 * g0
+                    np.sqrt(sd, out=sd)
+                    sd *= sigma * rng.standard_normal(sd.shape, dtype=np.float32)
+                    e += sd
+                e *= self.d[k0:k1].reshape(-1)
+                out[k0:k1, :, b] = -e.reshape(k1 - k0, t, t).sum(axis=2)
         return out
 
 
