@@ -160,6 +160,22 @@ def test_compiled_level_lookup_gives_the_numpy_lookups_numbers(monkeypatch: pyte
     assert compiled[0][1] == pytest.approx(table.factors[1] * table.prog[0] + table.read[0], rel=1e-6)
 
 
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed: the compiled x̃ pass is off")
+def test_one_call_column_sd_is_the_root_of_column_m2_with_seeded_calls() -> None:
+    from sedma.compute.sampling import _splitmix
+
+    table = calibrate_xtilde(get_device("TaOx-HfOy"), VerifyConfig(), 8, False, 3)
+    xs = np.random.default_rng(9).random((200, 40), dtype=np.float32)
+    live = np.ones(40, dtype=bool)
+    live[[0, 17]] = False
+    seed = 0x1234_5678_9ABC_DEF0
+    calls = np.array([int(_splitmix(np.uint64(seed), b + 1)) % CAL_CALLS for b in range(40)], dtype=np.intp)
+    assert len(set(calls.tolist())) > 4  # the columns draw different calibration calls
+    for rows in (None, np.array([1, 5, 9, 120], dtype=np.intp)):
+        want = np.sqrt(table.column_m2(xs, rows, calls)) * live
+        np.testing.assert_allclose(table.column_sd(xs, rows, seed, live), want, rtol=1e-6)
+
+
 def test_groups_reading_different_inputs_add_their_xtilde_variances() -> None:
     # Two shards on a 2 × 2 grid: each group reads one block column, so two terms, summed.
     rng = np.random.default_rng(8)

@@ -378,13 +378,16 @@ class ProgrammedMatrix:
             p -= out.xnoise * live
             return out.raw, p
         with self._draw_lock:  # the draws are views of shared scratch: use them under the lock
+            if len(self._xterms) == 1 and kernels.AVAILABLE:  # the hot path: two compiled calls
+                term = self._xterms[0]
+                col = term.table.column_sd(xs, term.cols, self._rng.bit_generator.random_raw(), live)
+                z = self._normals.normal(out.raw.shape)
+                return out.raw, digital.first_order(out.raw, out.dx, z, self._xnoise_sd, col)
             calls = np.asarray(self._rng.integers(CAL_CALLS, size=xs.shape[1]), dtype=np.intp)
             z = self._normals.normal(out.raw.shape)
             if len(self._xterms) == 1:
                 term = self._xterms[0]
                 col = np.sqrt(term.table.column_m2(xs, term.cols, calls)) * live
-                if kernels.AVAILABLE:
-                    return out.raw, digital.first_order(out.raw, out.dx, z, self._xnoise_sd, col)
                 noise = z * self._xnoise_sd
                 noise *= col.astype(np.float32)
             else:  # several devices or input sets: the variance is a sum of rank-one terms

@@ -25,6 +25,7 @@ from sedma.compute.converters import SCALINGS, Scale
 from sedma.compute.devices import Device
 from sedma.compute.energy import GroupCostInput
 from sedma.compute.plan import Block, PartitionPlan
+from sedma.compute.sampling import _splitmix
 from sedma.compute.tiles import TileGroup
 from sedma.compute.writeverify import ProgramStats, VerifyConfig, program_cells
 from sedma.errors import InputError
@@ -289,6 +290,17 @@ class XtildeTable:
         out *= np.float32(1.0 / max(count, 1))
         return out
 
+    def column_sd(
+        self, xs: F32, rows: npt.NDArray[np.intp] | None, seed: int, live: npt.NDArray[np.bool_]
+    ) -> F32:
+        """(B,) sqrt of :meth:`column_m2` (0 where ``live`` is false) in one compiled call, each
+        column's calibration call drawn from ``seed`` (SplitMix64): a read's whole per-column
+        x̃ work, with none of the small numpy steps that cost a single vector ≈ 10 µs."""
+        out = np.empty(xs.shape[1], dtype=np.float32)
+        sel = _ALL if rows is None else rows
+        _column_sd(xs, sel, np.float32(self.levels), self.pair, self.factors, np.uint64(seed), live, out)
+        return out
+
 
 _ALL = np.empty(0, dtype=np.intp)  # "every input" for the compiled pass (numba takes no None)
 
@@ -315,8 +327,26 @@ def _level_sums(xs: F32, rows: npt.NDArray[np.intp], levels: np.float32, pair: F
         sums[1, b] = s1
 
 
+def _column_sd(
+    xs: F32, rows: npt.NDArray[np.intp], levels: np.float32, pair: F32, factors: F32, seed: np.uint64,
+    live: npt.NDArray[np.bool_], out: F32,
+) -> None:  # fmt: skip  # pragma: no cover - compiled; pinned against column_m2 in tests
+    """out[b] ← sqrt(mean m2 of column b) with calibration call splitmix(seed, b + 1) mod calls."""
+    nb = xs.shape[1]
+    sums = np.empty((2, nb), dtype=np.float32)
+    _level_sums(xs, rows, levels, pair, sums)
+    count = rows.shape[0] if rows.shape[0] > 0 else xs.shape[0]
+    inv = np.float32(1.0) / np.float32(max(count, 1))
+    calls = np.uint64(factors.shape[0])
+    for b in range(nb):
+        call = _splitmix(seed, b + 1) % calls
+        v = (factors[call] * sums[0, b] + sums[1, b]) * inv
+        out[b] = np.sqrt(v) if live[b] else np.float32(0.0)
+
+
 if kernels._numba is not None:
     _level_sums = kernels._numba.njit(boundscheck=False, nogil=True, cache=True)(_level_sums)
+    _column_sd = kernels._numba.njit(boundscheck=False, nogil=True, cache=True)(_column_sd)
 
 
 def xtilde_levels(dac_bits: int, signed: bool) -> int:
