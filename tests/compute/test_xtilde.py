@@ -9,7 +9,7 @@ from scipy import stats
 from sedma.compute import kernels
 from sedma.compute.crossbar import CrossbarConfig, ProgrammedMatrix, program
 from sedma.compute.devices import get_device
-from sedma.compute.programming import CAL_CALLS, calibrate_xtilde
+from sedma.compute.programming import CAL_CALLS, calibrate_xtilde, xtilde_calls
 from sedma.compute.writeverify import VerifyConfig, program_cells
 
 READS = 300  # x̃ columns per mode: one batch of identical columns, each reprogrammed anew
@@ -170,6 +170,7 @@ def test_one_call_column_sd_is_the_root_of_column_m2_with_seeded_calls() -> None
     live[[0, 17]] = False
     seed = 0x1234_5678_9ABC_DEF0
     calls = np.array([int(_splitmix(np.uint64(seed), b + 1)) % CAL_CALLS for b in range(40)], dtype=np.intp)
+    np.testing.assert_array_equal(xtilde_calls(seed, 40), calls)  # the numpy path draws the same
     assert len(set(calls.tolist())) > 4  # the columns draw different calibration calls
     for rows in (None, np.array([1, 5, 9, 120], dtype=np.intp)):
         want = np.sqrt(table.column_m2(xs, rows, calls)) * live

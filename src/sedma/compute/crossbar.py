@@ -32,13 +32,13 @@ from sedma.compute.energy import Cost, mvm_cost, programming_cost
 from sedma.compute.executor import Executor, make_executor
 from sedma.compute.plan import PartitionPlan, static_partition
 from sedma.compute.programming import (
-    CAL_CALLS,
     XTILDE_MODES,
     CrossbarConfig,
     GroupSummary,
     XtildeTable,
     build_group,
     shard_groups,
+    xtilde_calls,
 )
 from sedma.compute.sampling import NormalSource
 from sedma.compute.tiles import Shard, ShardOut
@@ -378,12 +378,13 @@ class ProgrammedMatrix:
             p -= out.xnoise * live
             return out.raw, p
         with self._draw_lock:  # the draws are views of shared scratch: use them under the lock
+            seed = int(self._rng.bit_generator.random_raw())  # each column's calibration call
             if len(self._xterms) == 1 and kernels.AVAILABLE:  # the hot path: two compiled calls
                 term = self._xterms[0]
-                col = term.table.column_sd(xs, term.cols, self._rng.bit_generator.random_raw(), live)
+                col = term.table.column_sd(xs, term.cols, seed, live)
                 z = self._normals.normal(out.raw.shape)
                 return out.raw, digital.first_order(out.raw, out.dx, z, self._xnoise_sd, col)
-            calls = np.asarray(self._rng.integers(CAL_CALLS, size=xs.shape[1]), dtype=np.intp)
+            calls = xtilde_calls(seed, xs.shape[1])  # the same calls as the compiled pass
             z = self._normals.normal(out.raw.shape)
             if len(self._xterms) == 1:
                 term = self._xterms[0]
