@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -180,12 +181,9 @@ def test_adaptive_partition_refuses_a_tile_the_device_cannot_hold(
 
 @pytest.mark.parametrize(("field", "text"), [("levels", ".nan"), ("levels", ".inf"), ("max_tile", ".inf")])
 def test_nan_or_inf_in_a_device_file_is_one_line_naming_file_and_field(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, text: str
+    device_file_with: Callable[[str, str], Path], capsys: pytest.CaptureFixture[str], field: str, text: str
 ) -> None:
-    example = Path(__file__).resolve().parents[2] / "src/sedma/compute/presets/example-device.yaml"
-    lines = [ln for ln in example.read_text().splitlines() if not ln.startswith(f"{field}:")]
-    dev = tmp_path / "d.yaml"
-    dev.write_text("\n".join([*lines, f"{field}: {text}"]) + "\n")
+    dev = device_file_with(field, text)
     code, out, err = _run(["--rows", "16", "--tile", "8", "--device-file", str(dev)], capsys)
     assert (code, out) == (1, "")
     assert f"device file {dev}: field '{field}' must be a finite number" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -97,12 +98,9 @@ def test_negative_seed_is_one_line_not_a_numpy_traceback(capsys: pytest.CaptureF
 
 @pytest.mark.parametrize(("field", "text"), [("levels", ".nan"), ("levels", ".inf"), ("g_max", ".nan")])
 def test_nan_or_inf_in_a_device_file_names_file_and_field(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, text: str
+    device_file_with: Callable[[str, str], Path], capsys: pytest.CaptureFixture[str], field: str, text: str
 ) -> None:
-    example = Path(__file__).resolve().parents[2] / "src/sedma/compute/presets/example-device.yaml"
-    lines = [ln for ln in example.read_text().splitlines() if not ln.startswith(f"{field}:")]
-    dev = tmp_path / "d.yaml"
-    dev.write_text("\n".join([*lines, f"{field}: {text}"]) + "\n")
+    dev = device_file_with(field, text)
     code, out, err = run(["infer", "--material", str(dev)], capsys)
     assert (code, out) == (1, "")
     assert f"device file {dev}: field '{field}' must be a finite number" in err

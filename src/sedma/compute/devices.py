@@ -187,7 +187,7 @@ def load_device(path: str | Path) -> Device:
     for name, value in doc.items():
         if name in ("name", "source"):
             continue
-        values[name] = _number(p, name, value, integer=known[name].type in ("int", int))
+        values[name] = parse_number(f"device file {p}", name, value, integer=known[name].type in ("int", int))
         if name not in _SIGNED and values[name] < 0:
             raise InputError(f"device file {p}: field {name!r} must be >= 0, got {value}")
     dev = Device(**values, source=str(doc.get("source", f"device file {p}")))
@@ -198,23 +198,26 @@ def load_device(path: str | Path) -> Device:
     return dev
 
 
-def _number(p: Path, name: str, value: Any, *, integer: bool) -> float | int:
-    """``value`` as a finite number (an integer where ``integer``); InputError naming file and field."""
+def parse_number(where: str, name: str, value: Any, *, integer: bool) -> float | int:
+    """``value`` as a finite number (an integer where ``integer``); InputError naming where and field.
+
+    ``where`` says which file (and entry) the field came from, as device and pool files say it.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InputError(f"device file {p}: field {name!r} must be a number, got {value!r}")
+        raise InputError(f"{where}: field {name!r} must be a number, got {value!r}")
     try:
         num = float(value)
     except ValueError as exc:
-        raise InputError(f"device file {p}: field {name!r} must be a number, got {value!r}") from exc
+        raise InputError(f"{where}: field {name!r} must be a number, got {value!r}") from exc
     except OverflowError as exc:  # an integer beyond float range
-        raise InputError(f"device file {p}: field {name!r} is out of range, got {value!r}") from exc
+        raise InputError(f"{where}: field {name!r} is out of range, got {value!r}") from exc
     if not math.isfinite(num):
-        raise InputError(f"device file {p}: field {name!r} must be a finite number, got {value!r}")
+        raise InputError(f"{where}: field {name!r} must be a finite number, got {value!r}")
     if integer:
         if not num.is_integer():
-            raise InputError(f"device file {p}: field {name!r} must be an integer, got {value!r}")
-        if abs(num) > _MAX_EXACT:
-            raise InputError(f"device file {p}: field {name!r} is out of range, got {value!r}")
+            raise InputError(f"{where}: field {name!r} must be an integer, got {value!r}")
+        if abs(num) > _MAX_EXACT:  # no longer exact as a float, and far beyond any real device
+            raise InputError(f"{where}: field {name!r} is out of range, got {value!r}")
         return int(num)
     return num
 

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
+from sedma.compute.devices import parse_number
 from sedma.errors import InputError
 
 # One array activation of a 64…1024 crossbar macro is ~0.1–1 µs in published designs
@@ -128,27 +129,6 @@ def sized_pool(
     return pool
 
 
-def _pool_number(where: str, name: str, value: Any, *, integer: bool) -> float | int:
-    """A finite number (an integer where ``integer``); :class:`InputError` naming file and field."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InputError(f"{where}: field {name!r} must be a number, got {value!r}")
-    try:
-        num = float(value)
-    except ValueError as exc:
-        raise InputError(f"{where}: field {name!r} must be a number, got {value!r}") from exc
-    except OverflowError as exc:  # an integer beyond float range
-        raise InputError(f"{where}: field {name!r} is out of range, got {value!r}") from exc
-    if not math.isfinite(num):
-        raise InputError(f"{where}: field {name!r} must be a finite number, got {value!r}")
-    if integer:
-        if not num.is_integer():
-            raise InputError(f"{where}: field {name!r} must be an integer, got {value!r}")
-        if abs(num) > 2.0**53:  # no longer exact as a float, and far beyond any real pool
-            raise InputError(f"{where}: field {name!r} is out of range, got {value!r}")
-        return int(num)
-    return num
-
-
 def _device_from_mapping(raw: Mapping[str, Any], where: str) -> PoolDevice:
     known = {f.name for f in fields(PoolDevice)}
     unknown = set(raw) - known
@@ -162,7 +142,7 @@ def _device_from_mapping(raw: Mapping[str, Any], where: str) -> PoolDevice:
         if k == "material":
             values[k] = str(v)
         elif k != "name":
-            values[k] = _pool_number(where, k, v, integer=k in _POOL_INTEGERS)
+            values[k] = parse_number(where, k, v, integer=k in _POOL_INTEGERS)
     dev = PoolDevice(**values)
     try:
         dev.validate()
