@@ -25,7 +25,7 @@ from sedma.compute.converters import SCALINGS, Scale
 from sedma.compute.devices import Device
 from sedma.compute.energy import GroupCostInput
 from sedma.compute.plan import Block, PartitionPlan
-from sedma.compute.sampling import _GOLDEN, _MIX1, _MIX2, _splitmix
+from sedma.compute.sampling import _splitmix, splitmix64
 from sedma.compute.tiles import TileGroup
 from sedma.compute.writeverify import ProgramStats, VerifyConfig, program_cells
 from sedma.errors import InputError
@@ -308,10 +308,7 @@ _ALL = np.empty(0, dtype=np.intp)  # "every input" for the compiled pass (numba 
 def xtilde_calls(seed: int, nb: int, calls: int = CAL_CALLS) -> npt.NDArray[np.intp]:
     """The calibration call of each of ``nb`` columns from one 64-bit ``seed``: SplitMix64 of
     (seed, b + 1) mod ``calls``, as :meth:`XtildeTable.column_sd` draws them (uint64 arrays wrap)."""
-    z = np.uint64(seed) + _GOLDEN * np.arange(1, nb + 1, dtype=np.uint64)
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z ^= z >> np.uint64(31)
+    z: npt.NDArray[np.uint64] = splitmix64(np.uint64(seed), np.arange(1, nb + 1, dtype=np.uint64))
     return (z % np.uint64(calls)).astype(np.intp)
 
 

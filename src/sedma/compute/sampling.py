@@ -37,12 +37,19 @@ def _rotl(x: Any, k: int) -> Any:  # pragma: no cover - compiled
     return (x << _U64(k)) | (x >> _U64(64 - k))
 
 
-def _splitmix(seed: Any, i: int) -> Any:  # pragma: no cover - compiled
-    """The i-th SplitMix64 output after ``seed``: spreads one seed over xoshiro's four words."""
+def splitmix64(seed: Any, i: Any) -> Any:
+    """The i-th SplitMix64 output after ``seed``: spreads one seed over xoshiro's four words.
+
+    Plain numpy uint64 arithmetic, so ``i`` may be an array (it wraps mod 2⁶⁴ as the compiled
+    copy :func:`_splitmix` does): the x̃ calibration calls of the numpy path come from here.
+    """
     z = seed + _GOLDEN * _U64(i)
     z = (z ^ (z >> _U64(30))) * _MIX1
     z = (z ^ (z >> _U64(27))) * _MIX2
     return z ^ (z >> _U64(31))
+
+
+_splitmix = splitmix64  # the compiled copy below when numba is present
 
 
 def _uniforms(r: F32, theta: F32, ri: Any, ti: Any, seed: Any) -> None:  # pragma: no cover - compiled
@@ -74,7 +81,7 @@ def _uniforms(r: F32, theta: F32, ri: Any, ti: Any, seed: Any) -> None:  # pragm
 
 if _numba is not None:
     _rotl = _numba.njit(nogil=True, cache=True)(_rotl)
-    _splitmix = _numba.njit(nogil=True, cache=True)(_splitmix)
+    _splitmix = _numba.njit(nogil=True, cache=True)(splitmix64)
     _uniforms = _numba.njit(boundscheck=False, nogil=True, cache=True)(_uniforms)
 
 
