@@ -14,7 +14,6 @@ from click.core import ParameterSource
 from sedma._output import emit_json, print_table
 from sedma.compute.correction import MODES
 from sedma.compute.crossbar import CrossbarConfig
-from sedma.compute.devices import Device
 from sedma.compute.engine import PARTITIONS, ComputeOptions, MatvecReport, open_memory, process
 from sedma.compute.executor import EXECUTORS, check_reachable, ray_address
 from sedma.errors import InputError
@@ -56,14 +55,6 @@ def _check_counts(rows: int | None, cols: int | None, batch: int, seed: int) -> 
             raise InputError(f"{flag} must be >= 1, got {value}")
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
-
-
-def _check_tile(tile: int, dev: Device) -> None:
-    """--tile must fit the device, whichever partition mode is asked for."""
-    if tile < 2:
-        raise InputError(f"--tile {tile} is below 2 (device {dev.name!r} takes arrays of 2..{dev.max_tile})")
-    if tile > dev.max_tile:
-        raise InputError(f"--tile {tile} is above the maximum {dev.max_tile} of device {dev.name!r}")
 
 
 def _inputs(
@@ -183,7 +174,7 @@ def matvec(
     # Adaptive partitioning picks its own array sizes: check --tile there only when it was given.
     given = click.get_current_context().get_parameter_source("tile") is not ParameterSource.DEFAULT
     if partition == "static" or given:
-        _check_tile(tile, dev)
+        dev.check_tile(tile, "--tile")  # --tile must fit the device in either partition mode
     options.validate()
     address = ray_address()
     if address and options.executor_kind() == "ray":

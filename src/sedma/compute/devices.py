@@ -97,6 +97,16 @@ class Device:
         if self.dac_bits > 24 or self.adc_bits > 24:
             raise InputError(f"device {self.name!r}: converter bits above 24 are not supported")
 
+    def check_tile(self, tile: int, what: str = "tile size") -> None:
+        """InputError unless a ``tile`` × ``tile`` crossbar fits this device (2..max_tile);
+        ``what`` names the value as the caller knows it (``--tile`` on the command line)."""
+        if tile < 2:
+            raise InputError(
+                f"{what} {tile} is below 2 (device {self.name!r} takes arrays of 2..{self.max_tile})"
+            )
+        if tile > self.max_tile:
+            raise InputError(f"{what} {tile} is above the maximum {self.max_tile} of device {self.name!r}")
+
     @property
     def span(self) -> float:
         """Gmax − Gmin, the unit of every σ."""

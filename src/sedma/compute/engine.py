@@ -88,8 +88,8 @@ class ComputeOptions:
     def device(self) -> Device:
         """The device model: a user file if given, else the named preset (validated)."""
         dev = load_device(self.device_file) if self.device_file else get_device(self.material)
-        if self.partition == "static" and self.tile > dev.max_tile:
-            raise InputError(f"tile size {self.tile} is above the maximum {dev.max_tile} of {dev.name!r}")
+        if self.partition == "static":
+            dev.check_tile(self.tile)
         return dev
 
     def executor_kind(self) -> str:

@@ -58,8 +58,7 @@ def infer(
         raise InputError(f"--seed must be >= 0, got {seed}")
     devices = resolve_materials(materials)
     for dev in devices:  # before training: a tile no device can hold fails now, not minutes later
-        if tile > dev.max_tile:
-            raise InputError(f"--tile {tile} is above the maximum {dev.max_tile} of device {dev.name!r}")
+        dev.check_tile(tile, "--tile")
     if plot and not Path(plot).resolve().parent.is_dir():
         raise InputError(f"cannot write plot {plot}: its folder does not exist")
     config = InferConfig(hidden=hidden, seed=seed, trials=trials, tile=tile)

@@ -213,8 +213,7 @@ def resolve_materials(specs: Sequence[str]) -> list[Device]:
 
 def program_mlp(mlp: DigitsMLP, device: Device, *, tile: int, seed: int) -> tuple[ProgrammedMatrix, ...]:
     """Program both weight matrices once; absmax scaling keeps signs for the differential pairs."""
-    if tile > device.max_tile:
-        raise InputError(f"tile size {tile} is above the maximum {device.max_tile} of {device.name!r}")
+    device.check_tile(tile)
     cfg = CrossbarConfig(scaling="absmax", shards=1, threads=1)
     return tuple(
         program(w, device=device, tile=tile, config=cfg, seed=seed * 2 + k)
