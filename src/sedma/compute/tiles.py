@@ -158,7 +158,8 @@ class TileGroup:
         src, from_w = self._s_source()
         bound, near = self._s_bound(), 0
         for k0 in range(0, k, per):
-            part, c = slice(k0, min(k, k0 + per)), min(k, k0 + per) - k0
+            k1 = min(k, k0 + per)
+            part, c = slice(k0, k1), k1 - k0
             yc, xc, uc = y[:c], x[:c], ut[:c]
             kernels.gather_t(xs, self.cols[part], dac, xc, uc)
             np.matmul(self.wa[part], xc, out=yc) if exact else np.matmul(self.w[part], xc, out=yc[:, :t])
